@@ -1,0 +1,141 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/tickroom/tickroom/netcode"
+	"github.com/tickroom/tickroom/rooms"
+)
+
+// serveConfig is everything serve's flags set.
+type serveConfig struct {
+	listen          string
+	logLevel        slog.Level
+	logFormat       string
+	shutdownTimeout time.Duration
+	net             netcode.ServerConfig
+	rooms           rooms.Config
+}
+
+func parseServeFlags(args []string, stderr io.Writer) (*serveConfig, error) {
+	cfg := &serveConfig{net: netcode.DefaultServerConfig(), rooms: rooms.DefaultConfig()}
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = flagUsage(fs, "tickroom serve [flags]")
+
+	fs.StringVar(&cfg.listen, "listen", ":8080", "address of the game WebSocket endpoint, ws://ADDR/ws")
+	fs.TextVar(&cfg.logLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn or error")
+	fs.StringVar(&cfg.logFormat, "log-format", "text", "log format: text or json")
+	fs.DurationVar(&cfg.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long a graceful shutdown may take")
+
+	r := &cfg.rooms
+	fs.IntVar(&r.TickRate, "tick-rate", r.TickRate, "room ticks (and snapshots) per second")
+	fs.IntVar(&r.MaxPlayers, "max-players", r.MaxPlayers, "seats per room created by join-or-create")
+	fs.IntVar(&r.MaxRooms, "max-rooms", r.MaxRooms, "most rooms this node runs at once")
+	fs.DurationVar(&r.SeatGrace, "seat-grace", r.SeatGrace, "how long a dropped player's seat is held for a resume")
+	fs.DurationVar(&r.EmptyTimeout, "empty-timeout", r.EmptyTimeout, "how long an empty room lives")
+	fs.IntVar(&r.InputQueue, "input-queue", r.InputQueue, "inputs a player may have waiting for the next tick")
+
+	n := &cfg.net
+	fs.IntVar(&n.MaxMessageSize, "max-message-size", n.MaxMessageSize, "largest client message in bytes; larger ones close the connection with 1009")
+	fs.DurationVar(&n.PingInterval, "ping-interval", n.PingInterval, "how often the server pings each client")
+	fs.DurationVar(&n.HeartbeatTimeout, "heartbeat-timeout", n.HeartbeatTimeout, "drop a client silent for this long")
+	fs.DurationVar(&n.WriteTimeout, "write-timeout", n.WriteTimeout, "drop a client whose socket does not drain for this long")
+	fs.Float64Var(&n.InputRate, "input-rate", n.InputRate, "inputs per second a client may send; the excess is dropped")
+	fs.IntVar(&n.InputBurst, "input-burst", n.InputBurst, "inputs a client may send in a burst above the rate")
+
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments: %v", fs.Args())
+	}
+	if err := applyEnv(fs); err != nil {
+		return nil, err
+	}
+	if cfg.logFormat != "text" && cfg.logFormat != "json" {
+		return nil, fmt.Errorf("--log-format must be text or json, not %q", cfg.logFormat)
+	}
+	n.TickRate = r.TickRate
+	return cfg, nil
+}
+
+func newLogger(cfg *serveConfig, w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: cfg.logLevel}
+	if cfg.logFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// serve runs a node until ctx ends, then shuts it down gracefully.
+func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	cfg, err := parseServeFlags(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "tickroom serve: %v\n", err)
+		return 2
+	}
+	log := newLogger(cfg, stderr)
+	if err := runNode(ctx, cfg, log); err != nil {
+		log.Error("server failed", "err", err)
+		return 1
+	}
+	return 0
+}
+
+func runNode(ctx context.Context, cfg *serveConfig, log *slog.Logger) error {
+	cfg.rooms.Logger = log.With("component", "rooms")
+	reg, err := rooms.NewRegistry(cfg.rooms)
+	if err != nil {
+		return err
+	}
+	cfg.net.Logger = log.With("component", "netcode")
+	srv, err := netcode.NewServer(cfg.net, reg)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	log.Info("tickroom serving",
+		"url", fmt.Sprintf("ws://%s%s", ln.Addr(), cfg.net.Path),
+		"addr", ln.Addr().String(),
+		"tick_rate", cfg.rooms.TickRate,
+		"modes", reg.Modes())
+
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+
+	select {
+	case err := <-serveErr:
+		_ = reg.Close(context.Background())
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down", "timeout", cfg.shutdownTimeout)
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.shutdownTimeout)
+	defer cancel()
+	// Players first, with a close frame they can act on (a client
+	// reconnects after 1001), then the rooms.
+	netErr := srv.Shutdown(sctx, "server shutting down")
+	roomsErr := reg.Close(sctx)
+	if err := <-serveErr; !errors.Is(err, netcode.ErrServerClosed) {
+		log.Warn("accept loop ended with an error", "err", err)
+	}
+	if err := errors.Join(netErr, roomsErr); err != nil {
+		return err
+	}
+	log.Info("shut down cleanly")
+	return nil
+}

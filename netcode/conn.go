@@ -1,0 +1,600 @@
+package netcode
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gobwas/ws"
+
+	"github.com/tickroom/tickroom/netcode/internal/wsframe"
+	"github.com/tickroom/tickroom/netcode/wire"
+)
+
+// SnapshotFrame is one snapshot body encoded for every client whose last
+// snapshot is tick Base (0: a full snapshot, for clients with none). It is
+// immutable once made and shared by all the connections it is offered to.
+type SnapshotFrame struct {
+	Tick uint64
+	Base uint64
+	Body []byte // from wire.Encoder.SnapshotBody
+}
+
+// SnapshotSource gives the snapshot of one tick encoded against a base.
+type SnapshotSource interface {
+	// SnapshotFrame returns the tick's snapshot as a delta against base, or
+	// as a full snapshot if base is 0 or no longer known. OfferSnapshot calls
+	// it on the caller's goroutine while holding the connection's mailbox
+	// lock: it must not call back into the connection.
+	SnapshotFrame(base uint64) *SnapshotFrame
+}
+
+// snapshotSlot is a connection's one-slot snapshot mailbox.
+type snapshotSlot struct {
+	mu      sync.Mutex
+	pending *SnapshotFrame // not yet taken by the writer
+	ack     uint32         // the pending snapshot's ack
+	// posted is the tick of the newest snapshot offered. Once the writer
+	// has taken it, it is the tick the client will have last received
+	// before anything offered later (the writer writes in order, and TCP
+	// delivers in order), so it is the base for the next delta.
+	posted uint64
+}
+
+type outFrame struct {
+	op   ws.OpCode
+	data []byte
+}
+
+// Stats are a connection's counters, safe to read at any time.
+type Stats struct {
+	BytesIn, BytesOut       atomic.Uint64
+	MessagesIn, MessagesOut atomic.Uint64
+	SnapshotsReplaced       atomic.Uint64 // offered snapshots dropped unsent for a newer one
+	InputsDropped           atomic.Uint64 // inputs over the rate limit
+}
+
+// Conn is one client connection. Its methods are safe for concurrent use.
+type Conn struct {
+	srv *Server
+	nc  net.Conn
+	id  uint64
+	log *slog.Logger
+
+	control    chan outFrame
+	wake       chan struct{} // cap 1: a snapshot waits in slot
+	slot       snapshotSlot
+	closing    chan struct{} // closed once the connection is closing
+	writerDone chan struct{}
+
+	closeOnce sync.Once
+	causeMu   sync.Mutex
+	cause     error // the first reason the connection ended
+	sendClose bool  // whether the writer sends a close frame
+
+	stats Stats
+
+	// Reader goroutine only.
+	rd           *wsframe.Reader
+	dec          *wire.Decoder
+	enc          *wire.Encoder
+	msg          wire.ClientMessage
+	inputs       tokenBucket
+	requests     tokenBucket
+	lastDeadline time.Time
+	errThrottle  map[wire.ErrorCode]time.Time
+
+	// Writer goroutine only.
+	wbuf          []byte
+	writeDeadline time.Time
+}
+
+// ID returns the connection's id, unique within its server.
+func (c *Conn) ID() uint64 { return c.id }
+
+// RemoteAddr returns the client's address.
+func (c *Conn) RemoteAddr() net.Addr { return c.nc.RemoteAddr() }
+
+// Stats returns the connection's counters.
+func (c *Conn) Stats() *Stats { return &c.stats }
+
+// Done is closed when the connection starts closing.
+func (c *Conn) Done() <-chan struct{} { return c.closing }
+
+// Send queues an encoded message for the client. msg must not be modified
+// afterwards; it may be shared by many connections. Send never blocks: if the
+// control queue is full, the client is too slow and is disconnected with
+// wire.CloseSlowConsumer.
+func (c *Conn) Send(msg []byte) {
+	select {
+	case <-c.closing:
+		return
+	default:
+	}
+	select {
+	case c.control <- outFrame{op: ws.OpBinary, data: msg}:
+	default:
+		c.srv.stats.SlowConsumers.Add(1)
+		c.Close(wire.CloseSlowConsumer, "client reads too slowly: control queue overflow")
+	}
+}
+
+// OfferSnapshot offers the snapshot of tick to the client, with ack as the
+// player's last applied input seq. It replaces a snapshot still waiting
+// unsent, and asks src for the encoding against the base the client will
+// have when this one is written. It never blocks on the network.
+func (c *Conn) OfferSnapshot(src SnapshotSource, tick uint64, ack uint32) {
+	s := &c.slot
+	s.mu.Lock()
+	base := s.posted
+	if s.pending != nil {
+		base = s.pending.Base
+		c.stats.SnapshotsReplaced.Add(1)
+	}
+	s.pending = src.SnapshotFrame(base)
+	s.ack = ack
+	s.posted = tick
+	s.mu.Unlock()
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Close closes the connection with a close frame carrying code and reason.
+// It returns at once; the connection's goroutines finish in the background
+// and its Session's Closed is called when they have. Later calls do nothing.
+func (c *Conn) Close(code wire.CloseCode, reason string) {
+	c.end(&CloseError{Code: code, Reason: reason}, true)
+}
+
+// end records why the connection ends and starts closing it, once.
+func (c *Conn) end(cause error, sendClose bool) {
+	c.closeOnce.Do(func() {
+		c.causeMu.Lock()
+		if c.cause == nil {
+			c.cause = cause
+		}
+		c.sendClose = sendClose
+		c.causeMu.Unlock()
+		close(c.closing)
+	})
+}
+
+func (c *Conn) setCause(err error) {
+	c.causeMu.Lock()
+	if c.cause == nil {
+		c.cause = err
+	}
+	c.causeMu.Unlock()
+}
+
+func (c *Conn) endCause() (error, bool) {
+	c.causeMu.Lock()
+	defer c.causeMu.Unlock()
+	return c.cause, c.sendClose
+}
+
+func (c *Conn) isClosing() bool {
+	select {
+	case <-c.closing:
+		return true
+	default:
+		return false
+	}
+}
+
+// writeLoop is the connection's writer goroutine.
+func (c *Conn) writeLoop() {
+	defer close(c.writerDone)
+	ping := time.NewTicker(c.srv.cfg.PingInterval)
+	defer ping.Stop()
+	for {
+		// Control messages go first: replies and events are small and
+		// must not wait behind a snapshot backlog.
+		select {
+		case f := <-c.control:
+			if !c.writeFrame(f.op, f.data) {
+				return
+			}
+			continue
+		default:
+		}
+		select {
+		case <-c.closing:
+			c.writeClose()
+			return
+		case f := <-c.control:
+			if !c.writeFrame(f.op, f.data) {
+				return
+			}
+		case <-c.wake:
+			if !c.writeSnapshot() {
+				return
+			}
+		case <-ping.C:
+			if !c.writeFrame(ws.OpPing, nil) {
+				return
+			}
+		}
+	}
+}
+
+func (c *Conn) writeSnapshot() bool {
+	s := &c.slot
+	s.mu.Lock()
+	f, ack := s.pending, s.ack
+	s.pending = nil
+	s.mu.Unlock()
+	if f == nil {
+		return true
+	}
+	var head [8]byte
+	h := wire.AppendSnapshotHead(head[:0], ack)
+	b := wsframe.AppendHeader(c.wbuf[:0], ws.OpBinary, len(h)+len(f.Body), nil)
+	b = append(b, h...)
+	b = append(b, f.Body...)
+	c.wbuf = b
+	return c.write(b)
+}
+
+func (c *Conn) writeFrame(op ws.OpCode, data []byte) bool {
+	b := wsframe.AppendHeader(c.wbuf[:0], op, len(data), nil)
+	b = append(b, data...)
+	c.wbuf = b
+	return c.write(b)
+}
+
+// write writes one whole frame. It renews the write deadline only when less
+// than half of WriteTimeout is left, to keep timer updates off most writes.
+func (c *Conn) write(b []byte) bool {
+	now := time.Now()
+	if c.writeDeadline.Sub(now) < c.srv.cfg.WriteTimeout/2 {
+		c.writeDeadline = now.Add(c.srv.cfg.WriteTimeout)
+		_ = c.nc.SetWriteDeadline(c.writeDeadline)
+	}
+	n, err := c.nc.Write(b)
+	c.stats.BytesOut.Add(uint64(n))
+	if err != nil {
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			c.srv.stats.SlowConsumers.Add(1)
+			err = &CloseError{Code: wire.CloseSlowConsumer, Reason: "write timed out"}
+		} else {
+			err = fmt.Errorf("netcode: write: %w", err)
+		}
+		c.end(err, false)
+		_ = c.nc.Close() // unblocks the reader
+		return false
+	}
+	c.stats.MessagesOut.Add(1)
+	return true
+}
+
+// writeClose sends the close frame, then half-closes the TCP connection so
+// the client reads the frame and an EOF rather than a reset, and gives the
+// reader CloseGrace to see the client's answer.
+func (c *Conn) writeClose() {
+	cause, send := c.endCause()
+	if send {
+		code, reason := wire.CloseInternalError, ""
+		var ce *CloseError
+		if errors.As(cause, &ce) {
+			code, reason = ce.Code, ce.Reason
+		}
+		_ = c.nc.SetWriteDeadline(time.Now().Add(c.srv.cfg.CloseGrace))
+		body := wsframe.CloseBody(uint16(code), reason)
+		b := wsframe.AppendHeader(c.wbuf[:0], ws.OpClose, len(body), nil)
+		b = append(b, body...)
+		_, _ = c.nc.Write(b)
+		if tc, ok := c.nc.(interface{ CloseWrite() error }); ok {
+			_ = tc.CloseWrite()
+		}
+	}
+	_ = c.nc.SetReadDeadline(time.Now().Add(c.srv.cfg.CloseGrace))
+}
+
+// serve is the connection's reader goroutine: upgrade, handshake, then read
+// until the connection ends.
+func (c *Conn) serve() {
+	var session Session
+	defer func() {
+		c.end(&CloseError{Code: wire.CloseInternalError, Reason: "connection ended"}, false)
+		<-c.writerDone
+		_ = c.nc.Close()
+		cause, _ := c.endCause()
+		c.log.Debug("connection closed", "cause", cause)
+		if session != nil {
+			session.Closed(cause)
+		}
+		c.srv.remove(c)
+	}()
+	go c.writeLoop()
+
+	_ = c.nc.SetDeadline(time.Now().Add(c.srv.cfg.HandshakeTimeout))
+	if _, err := c.srv.upgrader.Upgrade(c.nc); err != nil {
+		c.srv.stats.HandshakeFailures.Add(1)
+		c.log.Debug("websocket upgrade failed", "err", err)
+		c.end(fmt.Errorf("netcode: upgrade: %w", err), false)
+		return
+	}
+	_ = c.nc.SetWriteDeadline(time.Time{})
+
+	if !c.handshake() {
+		return
+	}
+	session = c.srv.handler.Open(c)
+	c.readLoop(session)
+}
+
+// next reads the next data message, answering pings and handling close
+// frames. It returns false when the connection is over.
+func (c *Conn) next() ([]byte, bool) {
+	for {
+		op, p, err := c.rd.Next()
+		if err != nil {
+			c.readFailed(err)
+			return nil, false
+		}
+		c.stats.BytesIn.Add(uint64(len(p)))
+		if !c.isClosing() {
+			if now := time.Now(); now.Sub(c.lastDeadline) > time.Second {
+				c.lastDeadline = now
+				_ = c.nc.SetReadDeadline(now.Add(c.srv.cfg.HeartbeatTimeout))
+			}
+		}
+		switch op {
+		case ws.OpBinary:
+			c.stats.MessagesIn.Add(1)
+			return p, true
+		case ws.OpText:
+			c.Close(wire.CloseUnsupportedData, "text frames are not supported: send binary MessagePack")
+		case ws.OpPing:
+			select {
+			case c.control <- outFrame{op: ws.OpPong, data: append([]byte(nil), p...)}:
+			default:
+				c.Close(wire.CloseSlowConsumer, "client reads too slowly: control queue overflow")
+			}
+		case ws.OpPong:
+			// The deadline renewal above is all a pong is for.
+		case ws.OpClose:
+			code, reason, err := wsframe.ParseClose(p)
+			if err != nil {
+				c.Close(wire.CloseProtocolError, "malformed close frame")
+				continue
+			}
+			c.setCause(&CloseError{Code: wire.CloseCode(code), Reason: reason, ByPeer: true})
+			echo := wire.CloseCode(code)
+			if code == 1005 {
+				echo = wire.CloseNormal
+			}
+			c.Close(echo, "")
+		}
+	}
+}
+
+// readFailed turns a read error into the connection's end.
+func (c *Conn) readFailed(err error) {
+	switch {
+	case c.isClosing():
+		// Closing was already under way; this is the socket going down.
+	case errors.Is(err, wsframe.ErrTooBig):
+		c.Close(wire.CloseMessageTooBig, fmt.Sprintf("frame larger than %d bytes", c.srv.cfg.MaxMessageSize))
+	case errors.Is(err, wsframe.ErrProtocol):
+		c.Close(wire.CloseProtocolError, err.Error())
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		c.Close(wire.CloseHeartbeatTimeout, "no frame within the heartbeat timeout")
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		c.end(&CloseError{Code: 1006, Reason: "connection lost", ByPeer: true}, false)
+	default:
+		c.end(fmt.Errorf("netcode: read: %w", err), false)
+	}
+	// Let the writer send its close frame, then drain until the client
+	// closes or CloseGrace runs out.
+	for {
+		if _, _, err := c.rd.Next(); err != nil {
+			return
+		}
+	}
+}
+
+// handshake waits for the Hello and answers it with the Welcome.
+func (c *Conn) handshake() bool {
+	p, ok := c.next()
+	if !ok {
+		if cause, _ := c.endCause(); isTimeout(cause) {
+			c.srv.stats.HandshakeFailures.Add(1)
+		}
+		return false
+	}
+	err := c.dec.DecodeClient(p, &c.msg)
+	switch {
+	case errors.Is(err, wire.ErrMalformed):
+		c.srv.stats.HandshakeFailures.Add(1)
+		c.Close(wire.CloseInvalidPayload, "malformed message: expected Hello")
+		return false
+	case err != nil || c.msg.Type != wire.TypeHello:
+		c.srv.stats.HandshakeFailures.Add(1)
+		c.Close(wire.CloseProtocolError, "the first message must be Hello")
+		return false
+	case c.msg.Hello.Version != wire.Version:
+		c.srv.stats.HandshakeFailures.Add(1)
+		c.Send(bytesClone(c.enc.Error(wire.Error{
+			Code:    wire.CodeUnsupportedVersion,
+			Message: fmt.Sprintf("protocol version %d is not supported; this server speaks %d", c.msg.Hello.Version, wire.Version),
+		})))
+		c.Close(wire.CloseUnsupportedVersion, "unsupported protocol version")
+		return false
+	}
+	cfg := &c.srv.cfg
+	c.Send(bytesClone(c.enc.Welcome(wire.Welcome{
+		Version:     wire.Version,
+		TickRate:    uint32(cfg.TickRate),
+		ServerTime:  time.Now().UnixMilli(),
+		MaxFrame:    uint32(cfg.MaxMessageSize),
+		HeartbeatMs: uint32(cfg.HeartbeatTimeout / time.Millisecond),
+	})))
+	c.lastDeadline = time.Now()
+	_ = c.nc.SetReadDeadline(c.lastDeadline.Add(cfg.HeartbeatTimeout))
+	c.log = c.log.With("client", c.msg.Hello.Client)
+	return true
+}
+
+func isTimeout(err error) bool {
+	var ce *CloseError
+	return errors.As(err, &ce) && ce.Code == wire.CloseHeartbeatTimeout
+}
+
+// readLoop decodes messages and dispatches them to the session.
+func (c *Conn) readLoop(s Session) {
+	for {
+		p, ok := c.next()
+		if !ok {
+			return
+		}
+		if !c.dispatch(s, p) {
+			return
+		}
+		if len(p) > releaseAbove {
+			c.rd.Release(releaseAbove)
+		}
+	}
+}
+
+// releaseAbove is the read buffer size a connection keeps between messages.
+const releaseAbove = 1024
+
+func (c *Conn) dispatch(s Session, p []byte) bool {
+	m := &c.msg
+	if err := c.dec.DecodeClient(p, m); err != nil {
+		var de *wire.DecodeError
+		errors.As(err, &de)
+		switch {
+		case errors.Is(err, wire.ErrMalformed):
+			c.Close(wire.CloseInvalidPayload, "malformed message: not a MessagePack message array")
+			return false
+		case errors.Is(err, wire.ErrUnknownType):
+			c.replyError(de.ReqID, wire.CodeUnknownType, fmt.Sprintf("unknown message type %d", de.Type))
+		default:
+			c.replyError(de.ReqID, wire.CodeBadRequest, err.Error())
+		}
+		return true
+	}
+	switch m.Type {
+	case wire.TypeInput:
+		now := time.Now()
+		if !c.inputs.allow(now) {
+			c.stats.InputsDropped.Add(1)
+			c.throttledError(now, wire.CodeRateLimited, "more inputs per second than allowed; the excess is dropped")
+			return true
+		}
+		if err := s.Input(m.Input); err != nil {
+			c.throttledError(now, codeOf(err), err.Error())
+		}
+	case wire.TypePing:
+		c.Send(bytesClone(c.enc.Pong(wire.Pong{ClientTime: m.Ping.ClientTime, ServerTime: time.Now().UnixMilli()})))
+	case wire.TypeHello:
+		c.replyError(0, wire.CodeBadRequest, "hello was already received")
+	case wire.TypeJoin, wire.TypeLeave, wire.TypeMessage:
+		c.request(s, m)
+	default:
+		c.replyError(0, wire.CodeUnknownType, fmt.Sprintf("message type %d is not sent by clients", m.Type))
+	}
+	return true
+}
+
+// request handles the messages that carry a request id: exactly one reply.
+func (c *Conn) request(s Session, m *wire.ClientMessage) {
+	var reqID uint32
+	switch m.Type {
+	case wire.TypeJoin:
+		reqID = m.Join.ReqID
+	case wire.TypeLeave:
+		reqID = m.Leave.ReqID
+	case wire.TypeMessage:
+		reqID = m.Message.ReqID
+	}
+	if !c.requests.allow(time.Now()) {
+		c.replyError(reqID, wire.CodeRateLimited, "more requests per second than allowed")
+		return
+	}
+	var err error
+	switch m.Type {
+	case wire.TypeJoin:
+		var j wire.Joined
+		if j, err = s.Join(m.Join); err == nil {
+			j.ReqID = reqID
+			c.Send(bytesClone(c.enc.Joined(j)))
+			return
+		}
+	case wire.TypeLeave:
+		err = s.Leave()
+	case wire.TypeMessage:
+		if len(m.Message.Payload) > c.srv.cfg.MaxRoomMessage {
+			err = Reply(wire.CodeTooLarge, "room message of %d bytes, at most %d", len(m.Message.Payload), c.srv.cfg.MaxRoomMessage)
+		} else {
+			err = s.Message(m.Message.Payload)
+		}
+	}
+	if err != nil {
+		c.replyError(reqID, codeOf(err), err.Error())
+		return
+	}
+	c.Send(bytesClone(c.enc.OK(wire.OK{ReqID: reqID})))
+}
+
+func codeOf(err error) wire.ErrorCode {
+	var er *wire.ErrorReply
+	if errors.As(err, &er) {
+		return er.Code
+	}
+	return wire.CodeInternal
+}
+
+func (c *Conn) replyError(reqID uint32, code wire.ErrorCode, msg string) {
+	c.Send(bytesClone(c.enc.Error(wire.Error{ReqID: reqID, Code: code, Message: msg})))
+}
+
+// throttledError reports an error about streamed inputs at most once a second
+// per code, so a misbehaving client cannot fill its own queue with errors.
+func (c *Conn) throttledError(now time.Time, code wire.ErrorCode, msg string) {
+	if last, ok := c.errThrottle[code]; ok && now.Sub(last) < time.Second {
+		return
+	}
+	if c.errThrottle == nil {
+		c.errThrottle = make(map[wire.ErrorCode]time.Time)
+	}
+	c.errThrottle[code] = now
+	c.replyError(0, code, msg)
+}
+
+func bytesClone(b []byte) []byte { return append([]byte(nil), b...) }
+
+// tokenBucket is a rate limiter used by one goroutine.
+type tokenBucket struct {
+	rate   float64 // tokens per second
+	burst  float64
+	tokens float64
+	last   time.Time
+}
+
+func newTokenBucket(rate float64, burst int) tokenBucket {
+	return tokenBucket{rate: rate, burst: float64(burst), tokens: float64(burst)}
+}
+
+func (b *tokenBucket) allow(now time.Time) bool {
+	if !b.last.IsZero() {
+		b.tokens = min(b.burst, b.tokens+now.Sub(b.last).Seconds()*b.rate)
+	}
+	b.last = now
+	if b.tokens < 1 {
+		return false
+	}
+	b.tokens--
+	return true
+}

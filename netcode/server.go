@@ -1,0 +1,284 @@
+package netcode
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gobwas/ws"
+
+	"github.com/tickroom/tickroom/netcode/internal/wsframe"
+	"github.com/tickroom/tickroom/netcode/wire"
+)
+
+// ServerConfig configures a Server. Zero values are invalid: start from
+// DefaultServerConfig.
+type ServerConfig struct {
+	// Path is the HTTP path of the WebSocket endpoint.
+	Path string
+	// TickRate is announced to clients in the Welcome.
+	TickRate int
+	// MaxMessageSize bounds a client message (a whole frame, or the sum of a
+	// fragmented message's frames), in bytes. Larger ones close the
+	// connection with 1009.
+	MaxMessageSize int
+	// MaxRoomMessage bounds a room message's payload, in bytes.
+	MaxRoomMessage int
+	// HandshakeTimeout bounds the WebSocket upgrade plus the Hello.
+	HandshakeTimeout time.Duration
+	// PingInterval is how often the server pings each client.
+	PingInterval time.Duration
+	// HeartbeatTimeout drops a client from which nothing (not even a pong)
+	// arrived for this long.
+	HeartbeatTimeout time.Duration
+	// WriteTimeout bounds one socket write; a client that does not drain its
+	// socket for this long is dropped as a slow consumer.
+	WriteTimeout time.Duration
+	// CloseGrace is how long a closing connection waits for the client's
+	// close frame before the socket is closed.
+	CloseGrace time.Duration
+	// ControlQueue is how many replies and events may wait per connection.
+	ControlQueue int
+	// InputRate and InputBurst limit inputs per connection (token bucket);
+	// the excess is dropped and reported with CodeRateLimited.
+	InputRate  float64
+	InputBurst int
+	// RequestRate and RequestBurst limit joins, leaves and room messages.
+	RequestRate  float64
+	RequestBurst int
+	// Logger receives connection lifecycle logs; nil discards them.
+	Logger *slog.Logger
+}
+
+// DefaultServerConfig returns the configuration tickroom serve starts from.
+func DefaultServerConfig() ServerConfig {
+	return ServerConfig{
+		Path:             "/ws",
+		TickRate:         60,
+		MaxMessageSize:   4 << 10,          // inputs are tens of bytes; 4 KiB leaves room for chat
+		MaxRoomMessage:   1 << 10,          // a chat line, not a file transfer
+		HandshakeTimeout: 5 * time.Second,  // a slow mobile network still connects
+		PingInterval:     5 * time.Second,  // three pings per heartbeat timeout
+		HeartbeatTimeout: 15 * time.Second, // a dead peer is noticed well inside the 10 s seat grace + this
+		WriteTimeout:     5 * time.Second,  // a client not reading for 5 s is gone for a real-time game
+		CloseGrace:       time.Second,      // time for the client's close frame to come back
+		ControlQueue:     64,               // replies and events are rare; 64 unsent means the client is stuck
+		InputRate:        120,              // twice the default tick rate
+		InputBurst:       60,               // a second's worth at 60 Hz after a network hiccup
+		RequestRate:      20,               // joins, leaves, chat
+		RequestBurst:     20,
+	}
+}
+
+func (c *ServerConfig) validate() error {
+	var errs []error
+	check := func(ok bool, format string, args ...any) {
+		if !ok {
+			errs = append(errs, fmt.Errorf(format, args...))
+		}
+	}
+	check(len(c.Path) > 0 && c.Path[0] == '/', "Path %q must start with /", c.Path)
+	check(c.TickRate > 0, "TickRate %d must be positive", c.TickRate)
+	check(c.MaxMessageSize >= 64, "MaxMessageSize %d must be at least 64", c.MaxMessageSize)
+	check(c.MaxRoomMessage > 0 && c.MaxRoomMessage < c.MaxMessageSize, "MaxRoomMessage %d must be positive and below MaxMessageSize", c.MaxRoomMessage)
+	check(c.HandshakeTimeout > 0, "HandshakeTimeout must be positive")
+	check(c.PingInterval > 0, "PingInterval must be positive")
+	check(c.HeartbeatTimeout > c.PingInterval, "HeartbeatTimeout %v must exceed PingInterval %v", c.HeartbeatTimeout, c.PingInterval)
+	check(c.WriteTimeout > 0, "WriteTimeout must be positive")
+	check(c.CloseGrace > 0, "CloseGrace must be positive")
+	check(c.ControlQueue > 0, "ControlQueue must be positive")
+	check(c.InputRate > 0 && c.InputBurst > 0, "InputRate and InputBurst must be positive")
+	check(c.RequestRate > 0 && c.RequestBurst > 0, "RequestRate and RequestBurst must be positive")
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("netcode: invalid server config: %w", err)
+	}
+	return nil
+}
+
+// ServerStats are server-wide counters.
+type ServerStats struct {
+	Accepted          atomic.Uint64
+	HandshakeFailures atomic.Uint64
+	SlowConsumers     atomic.Uint64
+}
+
+// Server accepts WebSocket connections and runs the protocol on them.
+type Server struct {
+	cfg      ServerConfig
+	handler  Handler
+	log      *slog.Logger
+	upgrader ws.Upgrader
+	stats    ServerStats
+
+	mu        sync.Mutex
+	listeners map[net.Listener]struct{}
+	conns     map[*Conn]struct{}
+	closed    bool
+	wg        sync.WaitGroup // connection goroutines
+	nextID    atomic.Uint64
+}
+
+// NewServer returns a Server that hands connections to h.
+func NewServer(cfg ServerConfig, h Handler) (*Server, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	if h == nil {
+		return nil, errors.New("netcode: nil Handler")
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{
+		cfg:       cfg,
+		handler:   h,
+		log:       log,
+		listeners: make(map[net.Listener]struct{}),
+		conns:     make(map[*Conn]struct{}),
+	}
+	path := []byte(cfg.Path)
+	s.upgrader = ws.Upgrader{
+		OnRequest: func(uri []byte) error {
+			if i := bytes.IndexByte(uri, '?'); i >= 0 {
+				uri = uri[:i]
+			}
+			if !bytes.Equal(uri, path) {
+				return ws.RejectConnectionError(ws.RejectionStatus(404), ws.RejectionReason("no WebSocket endpoint at this path"))
+			}
+			return nil
+		},
+	}
+	return s, nil
+}
+
+// Stats returns the server's counters.
+func (s *Server) Stats() *ServerStats { return &s.stats }
+
+// Serve accepts connections on ln until Shutdown, then returns
+// ErrServerClosed. It closes ln when it returns.
+func (s *Server) Serve(ln net.Listener) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		ln.Close()
+		return ErrServerClosed
+	}
+	s.listeners[ln] = struct{}{}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.listeners, ln)
+		s.mu.Unlock()
+		ln.Close()
+	}()
+
+	var backoff time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			s.mu.Lock()
+			closed := s.closed
+			s.mu.Unlock()
+			if closed {
+				return ErrServerClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, errTooManyFiles) {
+				// Out of file descriptors or a transient failure: back
+				// off rather than spin.
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				s.log.Warn("accept failed; backing off", "err", err, "backoff", backoff)
+				time.Sleep(backoff)
+				continue
+			}
+			return fmt.Errorf("netcode: accept: %w", err)
+		}
+		backoff = 0
+		s.stats.Accepted.Add(1)
+		if !s.add(nc) {
+			nc.Close()
+		}
+	}
+}
+
+func (s *Server) add(nc net.Conn) bool {
+	if tc, ok := nc.(*net.TCPConn); ok {
+		_ = tc.SetNoDelay(true) // snapshots are latency-bound
+	}
+	id := s.nextID.Add(1)
+	c := &Conn{
+		srv:        s,
+		nc:         nc,
+		id:         id,
+		log:        s.log.With("conn", id, "remote", nc.RemoteAddr().String()),
+		control:    make(chan outFrame, s.cfg.ControlQueue),
+		wake:       make(chan struct{}, 1),
+		closing:    make(chan struct{}),
+		writerDone: make(chan struct{}),
+		rd:         wsframe.NewReader(nc, s.cfg.MaxMessageSize, true),
+		dec:        wire.NewDecoder(),
+		enc:        wire.NewEncoder(),
+		inputs:     newTokenBucket(s.cfg.InputRate, s.cfg.InputBurst),
+		requests:   newTokenBucket(s.cfg.RequestRate, s.cfg.RequestBurst),
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	s.conns[c] = struct{}{}
+	s.wg.Add(1)
+	go c.serve()
+	return true
+}
+
+func (s *Server) remove(c *Conn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+	s.wg.Done()
+}
+
+// Conns returns the number of open connections.
+func (s *Server) Conns() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.conns)
+}
+
+// Shutdown stops accepting, closes every connection with 1001 and reason,
+// and waits for their goroutines (and so their Sessions' Closed) to finish or
+// for ctx to end. It is safe to call more than once.
+func (s *Server) Shutdown(ctx context.Context, reason string) error {
+	s.mu.Lock()
+	s.closed = true
+	for ln := range s.listeners {
+		ln.Close()
+	}
+	conns := make([]*Conn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	for _, c := range conns {
+		c.Close(wire.CloseGoingAway, reason)
+	}
+	done := make(chan struct{})
+	go func() {
+		s.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("netcode: shutdown: %w", ctx.Err())
+	}
+}

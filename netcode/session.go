@@ -1,0 +1,71 @@
+package netcode
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/tickroom/tickroom/netcode/wire"
+)
+
+// Handler accepts connections that completed the protocol handshake.
+type Handler interface {
+	// Open returns the Session that handles c's messages. It is called once
+	// per connection, from c's reader goroutine, after the Hello; it must not
+	// block.
+	Open(c *Conn) Session
+}
+
+// Session handles one connection's requests. The connection's reader
+// goroutine calls its methods one at a time, never concurrently.
+//
+// A method returns an error to answer the request with an Error message: a
+// *wire.ErrorReply (use Reply) sets the code the client sees; any other error
+// is answered as wire.CodeInternal. netcode sends exactly one reply per
+// request: the Joined from Join, else OK on success.
+type Session interface {
+	// Join handles a join request. It may block until the room answers.
+	Join(req wire.Join) (wire.Joined, error)
+	// Leave gives up the connection's seat.
+	Leave() error
+	// Input queues an input. Its payload aliases the read buffer: copy it.
+	// Input must not block; errors are reported to the client throttled,
+	// since inputs stream without request ids.
+	Input(in wire.Input) error
+	// Message queues a reliable room message. Its payload aliases the read
+	// buffer: copy it.
+	Message(payload []byte) error
+	// Closed is called once when the connection is gone, after the reader
+	// has stopped; cause is a *CloseError, or the I/O error that ended it.
+	Closed(cause error)
+}
+
+// Reply returns an error that answers a request with code and message.
+func Reply(code wire.ErrorCode, format string, args ...any) error {
+	return &wire.ErrorReply{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// CloseError says how a connection closed.
+type CloseError struct {
+	Code   wire.CloseCode
+	Reason string
+	ByPeer bool // the client sent the close frame
+}
+
+func (e *CloseError) Error() string {
+	who := "server"
+	if e.ByPeer {
+		who = "client"
+	}
+	return fmt.Sprintf("netcode: closed by %s: %d %s", who, e.Code, e.Reason)
+}
+
+// Graceful reports whether cause, as passed to Session.Closed, is a client
+// that said goodbye (close code 1000 or 1001 from the client): such a player
+// left on purpose, while any other end may be a drop worth holding a seat for.
+func Graceful(cause error) bool {
+	var ce *CloseError
+	return errors.As(cause, &ce) && ce.ByPeer && (ce.Code == wire.CloseNormal || ce.Code == wire.CloseGoingAway)
+}
+
+// ErrServerClosed is returned by Serve after Shutdown.
+var ErrServerClosed = errors.New("netcode: server closed")

@@ -1,0 +1,99 @@
+package rooms
+
+import (
+	"sync"
+
+	"github.com/tickroom/tickroom/sim"
+)
+
+// inputQueue holds one player's inputs until the next tick. A connection's
+// reader pushes; the room drains. Payloads are copied into fixed slots so the
+// queue never allocates after it is made and its memory is bounded.
+type inputQueue struct {
+	mu      sync.Mutex
+	seqs    []uint32
+	sizes   []uint8
+	data    []byte // len(seqs) slots of slotSize bytes
+	head, n int
+	lastSeq uint32 // highest seq queued; older or repeated ones are stale
+	dropped uint64 // inputs dropped because the queue was full
+}
+
+func newInputQueue(capacity, slotSize int) *inputQueue {
+	return &inputQueue{
+		seqs:  make([]uint32, capacity),
+		sizes: make([]uint8, capacity),
+		data:  make([]byte, capacity*slotSize),
+	}
+}
+
+func (q *inputQueue) slotSize() int { return len(q.data) / len(q.seqs) }
+
+// push queues an input. Stale inputs (seq not above the last one) are
+// ignored; when the queue is full the oldest input is dropped, since the
+// newest says best what the player wants now. payload must fit a slot.
+func (q *inputQueue) push(seq uint32, payload []byte) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if seq <= q.lastSeq {
+		return
+	}
+	q.lastSeq = seq
+	if q.n == len(q.seqs) {
+		q.head = (q.head + 1) % len(q.seqs)
+		q.n--
+		q.dropped++
+	}
+	i := (q.head + q.n) % len(q.seqs)
+	q.seqs[i] = seq
+	q.sizes[i] = uint8(len(payload))
+	copy(q.data[i*q.slotSize():], payload)
+	q.n++
+}
+
+// drain appends the queued inputs of player p to t.Inputs, copying payloads
+// into *arena, and empties the queue. It returns the highest seq drained, or
+// 0 if there was none.
+func (q *inputQueue) drain(p sim.PlayerID, t *sim.Tick, arena *[]byte) uint32 {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	var last uint32
+	size := q.slotSize()
+	for k := range q.n {
+		i := (q.head + k) % len(q.seqs)
+		start := len(*arena)
+		*arena = append(*arena, q.data[i*size:i*size+int(q.sizes[i])]...)
+		t.Inputs = append(t.Inputs, sim.Input{Player: p, Seq: q.seqs[i], Data: (*arena)[start:len(*arena):len(*arena)]})
+		last = q.seqs[i]
+	}
+	q.head, q.n = 0, 0
+	return last
+}
+
+// messageQueue holds a room's messages until the next tick.
+type messageQueue struct {
+	mu       sync.Mutex
+	max      int
+	pending  []sim.Message
+	draining []sim.Message
+}
+
+// push queues a copy of payload; false if the queue is full.
+func (q *messageQueue) push(from sim.PlayerID, payload []byte) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.pending) >= q.max {
+		return false
+	}
+	q.pending = append(q.pending, sim.Message{From: from, Data: append([]byte(nil), payload...)})
+	return true
+}
+
+// drain appends the queued messages to t.Messages and empties the queue.
+func (q *messageQueue) drain(t *sim.Tick) {
+	q.mu.Lock()
+	q.pending, q.draining = q.draining[:0], q.pending
+	q.mu.Unlock()
+	t.Messages = append(t.Messages, q.draining...)
+	clear(q.draining) // drop payload references
+}

@@ -1,0 +1,291 @@
+package rooms
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/tickroom/tickroom/netcode"
+	"github.com/tickroom/tickroom/netcode/wire"
+)
+
+// Registry creates, finds and closes a node's rooms, and is the
+// netcode.Handler that routes connections to them.
+type Registry struct {
+	cfg Config
+	log *slog.Logger
+
+	mu     sync.Mutex
+	rooms  map[string]*Room
+	order  []*Room // creation order: join-or-create fills older rooms first
+	closed bool
+	wg     sync.WaitGroup // room goroutines
+}
+
+// NewRegistry returns an empty registry.
+func NewRegistry(cfg Config) (*Registry, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Registry{cfg: cfg, log: log, rooms: make(map[string]*Room)}, nil
+}
+
+// Config returns the registry's configuration.
+func (g *Registry) Config() Config { return g.cfg }
+
+// Create starts a new room.
+func (g *Registry) Create(opts RoomOptions) (*Room, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.createLocked(opts)
+}
+
+func (g *Registry) createLocked(opts RoomOptions) (*Room, error) {
+	factory, ok := g.cfg.Modes[opts.Mode]
+	switch {
+	case g.closed:
+		return nil, ErrClosed
+	case !ok:
+		return nil, fmt.Errorf("%w: %q (this server runs %s)", ErrUnknownMode, opts.Mode, strings.Join(g.Modes(), ", "))
+	case opts.MaxPlayers < 0:
+		return nil, fmt.Errorf("rooms: MaxPlayers %d must not be negative", opts.MaxPlayers)
+	case len(g.rooms) >= g.cfg.MaxRooms:
+		return nil, fmt.Errorf("%w: at most %d", ErrTooManyRooms, g.cfg.MaxRooms)
+	}
+	id := newRoomID()
+	for g.rooms[id] != nil {
+		id = newRoomID()
+	}
+	r, err := newRoom(g, id, opts, factory)
+	if err != nil {
+		return nil, err
+	}
+	g.rooms[id] = r
+	g.order = append(g.order, r)
+	g.wg.Add(1)
+	go func() {
+		defer g.wg.Done()
+		r.run()
+	}()
+	r.log.Info("room created", "max_players", r.maxPlayers, "private", r.private)
+	return r, nil
+}
+
+// Modes returns the names of the game modes, sorted.
+func (g *Registry) Modes() []string {
+	names := make([]string, 0, len(g.cfg.Modes))
+	for name := range g.cfg.Modes {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// Get returns a room by id.
+func (g *Registry) Get(id string) (*Room, bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	r, ok := g.rooms[id]
+	return r, ok
+}
+
+// List returns the open rooms in creation order.
+func (g *Registry) List() []*Room {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return slices.Clone(g.order)
+}
+
+func (g *Registry) unregister(r *Room) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.rooms[r.id] == r {
+		delete(g.rooms, r.id)
+		g.order = slices.DeleteFunc(g.order, func(o *Room) bool { return o == r })
+	}
+}
+
+// Close closes every room and waits for their goroutines or for ctx. Rooms
+// can no longer be created.
+func (g *Registry) Close(ctx context.Context) error {
+	g.mu.Lock()
+	g.closed = true
+	rooms := slices.Clone(g.order)
+	g.mu.Unlock()
+	for _, r := range rooms {
+		r.requestStop("server shutting down")
+	}
+	done := make(chan struct{})
+	go func() {
+		g.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("rooms: close: %w", ctx.Err())
+	}
+}
+
+// reserveSeat picks a public room of mode with a free seat, counting seats
+// already promised to joins in flight, or creates one. The caller must
+// release the reservation.
+func (g *Registry) reserveSeat(mode string) (*Room, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for _, r := range g.order {
+		if r.mode == mode && !r.private && int(r.seats.Load()+r.reserved.Load()) < r.maxPlayers {
+			r.reserved.Add(1)
+			return r, nil
+		}
+	}
+	r, err := g.createLocked(RoomOptions{Mode: mode})
+	if err != nil {
+		return nil, err
+	}
+	r.reserved.Add(1)
+	return r, nil
+}
+
+// Open implements netcode.Handler.
+func (g *Registry) Open(c *netcode.Conn) netcode.Session {
+	return &session{reg: g, conn: c}
+}
+
+// session routes one connection's requests. netcode calls its methods from
+// the connection's reader goroutine; the room goroutine clears member and
+// room when the seat goes away.
+type session struct {
+	reg    *Registry
+	conn   *netcode.Conn
+	member atomic.Pointer[member]
+	room   atomic.Pointer[Room]
+}
+
+// detach clears the session's seat if it is still m. Room goroutine.
+func (s *session) detach(m *member) {
+	if s.member.CompareAndSwap(m, nil) {
+		s.room.Store(nil)
+	}
+}
+
+func (s *session) Join(req wire.Join) (wire.Joined, error) {
+	if s.member.Load() != nil {
+		return wire.Joined{}, netcode.Reply(wire.CodeAlreadyInRoom, "already in room %s; leave it first", s.room.Load().id)
+	}
+	timeout := s.reg.cfg.JoinTimeout
+	var (
+		joined  wire.Joined
+		joinErr error // from the room
+		err     error // from reaching the room
+	)
+	switch {
+	case req.Token != "":
+		roomID, _, ok := strings.Cut(req.Token, ".")
+		r, found := s.reg.Get(roomID)
+		if !ok || !found {
+			return wire.Joined{}, netcode.Reply(wire.CodeBadToken, "no seat for this reconnect token; it may have expired")
+		}
+		err = r.do(func() { joined, joinErr = r.resume(s, req.Token) }, timeout)
+	case req.RoomID != "":
+		r, found := s.reg.Get(req.RoomID)
+		if !found {
+			return wire.Joined{}, netcode.Reply(wire.CodeRoomNotFound, "no room %q", req.RoomID)
+		}
+		err = r.do(func() { joined, joinErr = r.join(s) }, timeout)
+	case req.Mode != "":
+		r, rerr := s.reg.reserveSeat(req.Mode)
+		if rerr != nil {
+			return wire.Joined{}, replyFor(rerr)
+		}
+		err = r.do(func() {
+			r.reserved.Add(-1)
+			joined, joinErr = r.join(s)
+		}, timeout)
+		if err != nil {
+			r.reserved.Add(-1) // the operation never ran
+		}
+	default:
+		return wire.Joined{}, netcode.Reply(wire.CodeBadRequest, "join needs a token, a room id or a mode")
+	}
+	if err == nil {
+		err = joinErr
+	}
+	if err != nil {
+		return wire.Joined{}, replyFor(err)
+	}
+	return joined, nil
+}
+
+// replyFor maps registry errors to the codes clients see.
+func replyFor(err error) error {
+	var er *wire.ErrorReply
+	switch {
+	case errors.As(err, &er):
+		return err
+	case errors.Is(err, ErrUnknownMode):
+		return netcode.Reply(wire.CodeUnknownMode, "%v", err)
+	case errors.Is(err, ErrRoomClosed):
+		return netcode.Reply(wire.CodeRoomNotFound, "the room closed")
+	case errors.Is(err, ErrClosed):
+		return netcode.Reply(wire.CodeShuttingDown, "the server is shutting down")
+	case errors.Is(err, ErrTooManyRooms):
+		return netcode.Reply(wire.CodeRoomFull, "%v", err)
+	case errors.Is(err, ErrRoomUnresponsive):
+		return netcode.Reply(wire.CodeInternal, "%v", err)
+	}
+	return err
+}
+
+func (s *session) Leave() error {
+	m, r := s.member.Load(), s.room.Load()
+	if m == nil || r == nil {
+		return netcode.Reply(wire.CodeNotInRoom, "not in a room")
+	}
+	err := r.do(func() { r.leave(m, "left") }, s.reg.cfg.JoinTimeout)
+	if errors.Is(err, ErrRoomClosed) {
+		s.detach(m)
+		return nil // the seat is gone either way
+	}
+	return err
+}
+
+func (s *session) Input(in wire.Input) error {
+	m := s.member.Load()
+	if m == nil {
+		return netcode.Reply(wire.CodeNotInRoom, "input while not in a room")
+	}
+	if len(in.Payload) > s.reg.cfg.MaxInputSize {
+		return netcode.Reply(wire.CodeTooLarge, "input payload of %d bytes, at most %d", len(in.Payload), s.reg.cfg.MaxInputSize)
+	}
+	m.inputs.push(in.Seq, in.Payload)
+	return nil
+}
+
+func (s *session) Message(payload []byte) error {
+	m, r := s.member.Load(), s.room.Load()
+	if m == nil || r == nil {
+		return netcode.Reply(wire.CodeNotInRoom, "room message while not in a room")
+	}
+	return r.queueMessage(m.id, payload)
+}
+
+func (s *session) Closed(cause error) {
+	m, r := s.member.Load(), s.room.Load()
+	if m == nil || r == nil {
+		return
+	}
+	graceful := netcode.Graceful(cause)
+	// Bounded wait: a closing room answers through r.done.
+	_ = r.do(func() { r.disconnected(m, s, graceful, cause) }, s.reg.cfg.JoinTimeout)
+}
