@@ -130,21 +130,40 @@ func (c *Conn) Send(msg []byte) {
 // unsent, and asks src for the encoding against the base the client will
 // have when this one is written. It never blocks on the network.
 func (c *Conn) OfferSnapshot(src SnapshotSource, tick uint64, ack uint32) {
-	s := &c.slot
-	s.mu.Lock()
-	base := s.posted
-	if s.pending != nil {
-		base = s.pending.Base
+	if c.slot.offer(src, tick, ack) {
 		c.stats.SnapshotsReplaced.Add(1)
 	}
-	s.pending = src.SnapshotFrame(base)
-	s.ack = ack
-	s.posted = tick
-	s.mu.Unlock()
 	select {
 	case c.wake <- struct{}{}:
 	default:
 	}
+}
+
+// offer puts the snapshot of tick in the slot and reports whether it replaced
+// one the writer had not taken. The base is the tick the client will have
+// last received when this snapshot is written: that of the replaced snapshot
+// if there was one, else the tick last offered (already taken, so written or
+// being written before this one).
+func (s *snapshotSlot) offer(src SnapshotSource, tick uint64, ack uint32) (replaced bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	base := s.posted
+	if s.pending != nil {
+		base, replaced = s.pending.Base, true
+	}
+	s.pending = src.SnapshotFrame(base)
+	s.ack = ack
+	s.posted = tick
+	return replaced
+}
+
+// take empties the slot, returning what it held (nil if nothing).
+func (s *snapshotSlot) take() (*SnapshotFrame, uint32) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f := s.pending
+	s.pending = nil
+	return f, s.ack
 }
 
 // Close closes the connection with a close frame carrying code and reason.
@@ -227,11 +246,7 @@ func (c *Conn) writeLoop() {
 }
 
 func (c *Conn) writeSnapshot() bool {
-	s := &c.slot
-	s.mu.Lock()
-	f, ack := s.pending, s.ack
-	s.pending = nil
-	s.mu.Unlock()
+	f, ack := c.slot.take()
 	if f == nil {
 		return true
 	}
@@ -342,8 +357,10 @@ func (c *Conn) next() ([]byte, bool) {
 			return nil, false
 		}
 		c.stats.BytesIn.Add(uint64(len(p)))
+		// Renew the heartbeat deadline on any frame, but only every quarter
+		// of the timeout, to keep timer updates off most reads.
 		if !c.isClosing() {
-			if now := time.Now(); now.Sub(c.lastDeadline) > time.Second {
+			if now := time.Now(); now.Sub(c.lastDeadline) > c.srv.cfg.HeartbeatTimeout/4 {
 				c.lastDeadline = now
 				_ = c.nc.SetReadDeadline(now.Add(c.srv.cfg.HeartbeatTimeout))
 			}

@@ -43,6 +43,11 @@ type ServerConfig struct {
 	// CloseGrace is how long a closing connection waits for the client's
 	// close frame before the socket is closed.
 	CloseGrace time.Duration
+	// WriteBuffer sets each connection's kernel send buffer (SO_SNDBUF), in
+	// bytes; 0 keeps the OS default, which grows on demand. A small buffer
+	// bounds kernel memory per connection and makes a stalled client hit
+	// WriteTimeout sooner.
+	WriteBuffer int
 	// ControlQueue is how many replies and events may wait per connection.
 	ControlQueue int
 	// InputRate and InputBurst limit inputs per connection (token bucket);
@@ -92,6 +97,7 @@ func (c *ServerConfig) validate() error {
 	check(c.HeartbeatTimeout > c.PingInterval, "HeartbeatTimeout %v must exceed PingInterval %v", c.HeartbeatTimeout, c.PingInterval)
 	check(c.WriteTimeout > 0, "WriteTimeout must be positive")
 	check(c.CloseGrace > 0, "CloseGrace must be positive")
+	check(c.WriteBuffer >= 0, "WriteBuffer must not be negative")
 	check(c.ControlQueue > 0, "ControlQueue must be positive")
 	check(c.InputRate > 0 && c.InputBurst > 0, "InputRate and InputBurst must be positive")
 	check(c.RequestRate > 0 && c.RequestBurst > 0, "RequestRate and RequestBurst must be positive")
@@ -211,6 +217,9 @@ func (s *Server) Serve(ln net.Listener) error {
 func (s *Server) add(nc net.Conn) bool {
 	if tc, ok := nc.(*net.TCPConn); ok {
 		_ = tc.SetNoDelay(true) // snapshots are latency-bound
+		if s.cfg.WriteBuffer > 0 {
+			_ = tc.SetWriteBuffer(s.cfg.WriteBuffer)
+		}
 	}
 	id := s.nextID.Add(1)
 	c := &Conn{

@@ -213,29 +213,43 @@ func (r *Room) run() {
 	start := time.Now()
 	n := uint64(1)
 	for {
-		due := start.Add(time.Duration(n) * r.period)
-		if !r.waitUntil(due, timer) {
+		if !r.waitUntil(start.Add(time.Duration(n)*r.period), timer) {
 			return
 		}
 		now := time.Now()
-		if late := now.Sub(due); late >= r.period {
-			// Fell a period or more behind (a GC pause, a starved CPU):
-			// skip the missed slots rather than run them back to back,
-			// and count them.
-			skipped := uint64(late / r.period)
-			r.stats.Overruns.Add(skipped)
-			n += skipped
-			due = start.Add(time.Duration(n) * r.period)
-		}
-		r.stats.Lateness.Record(now.Sub(due))
-		r.step(n, now)
+		slot := schedule(start, r.period, n, now)
+		r.stats.Overruns.Add(slot.skipped)
+		r.stats.Lateness.Record(slot.late)
+		r.step(slot.tick, now)
 		r.stats.Duration.Record(time.Since(now))
 		r.stats.Ticks.Add(1)
-		n++
+		n = slot.tick + 1
 		if r.expired(now) {
 			return
 		}
 	}
+}
+
+// slot is the tick a loop that woke at some time runs.
+type slot struct {
+	tick    uint64        // the tick to run now
+	skipped uint64        // ticks whose slots passed without running (overruns)
+	late    time.Duration // how late the tick starts against its schedule
+}
+
+// schedule returns the tick to run at now, for a loop that started at start
+// with the given period and whose next tick is n. Tick n is due at start +
+// n*period, so the rate never drifts. A loop that woke a period or more late
+// (a GC pause, a starved CPU) skips the slots that passed instead of running
+// them back to back, and counts them as overruns.
+func schedule(start time.Time, period time.Duration, n uint64, now time.Time) slot {
+	due := start.Add(time.Duration(n) * period)
+	late := now.Sub(due)
+	if late < period {
+		return slot{tick: n, late: late}
+	}
+	skipped := uint64(late / period)
+	return slot{tick: n + skipped, skipped: skipped, late: late - time.Duration(skipped)*period}
 }
 
 // waitUntil waits for due, running control operations meanwhile. It returns

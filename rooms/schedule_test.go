@@ -1,0 +1,92 @@
+package rooms
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+)
+
+func TestSchedule(t *testing.T) {
+	start := time.Unix(1_700_000_000, 0)
+	period := time.Second / 60
+	due := func(n uint64) time.Time { return start.Add(time.Duration(n) * period) }
+
+	tests := []struct {
+		name string
+		n    uint64
+		now  time.Time
+		want slot
+	}{
+		{
+			name: "on time",
+			n:    1,
+			now:  due(1),
+			want: slot{tick: 1},
+		},
+		{
+			name: "a little late runs the same tick",
+			n:    10,
+			now:  due(10).Add(300 * time.Microsecond),
+			want: slot{tick: 10, late: 300 * time.Microsecond},
+		},
+		{
+			name: "just under a period late still runs it",
+			n:    10,
+			now:  due(10).Add(period - 1),
+			want: slot{tick: 10, late: period - 1},
+		},
+		{
+			name: "a period late skips one slot",
+			n:    10,
+			now:  due(11),
+			want: slot{tick: 11, skipped: 1},
+		},
+		{
+			name: "a long stall skips to the current slot, not a burst",
+			n:    10,
+			now:  due(70).Add(2 * time.Millisecond),
+			want: slot{tick: 70, skipped: 60, late: 2 * time.Millisecond},
+		},
+		{
+			name: "early (woken before due) is negative lateness",
+			n:    5,
+			now:  due(5).Add(-time.Microsecond),
+			want: slot{tick: 5, late: -time.Microsecond},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			assert.Equal(t, tt.want, schedule(start, period, tt.n, tt.now))
+		})
+	}
+}
+
+// The absolute schedule does not drift: after an hour of on-time ticks the
+// due time is within a microsecond of an hour.
+func TestScheduleDoesNotDrift(t *testing.T) {
+	start := time.Unix(1_700_000_000, 0)
+	period := time.Second / 60
+	n := uint64(60 * 3600)
+	due := start.Add(time.Duration(n) * period)
+	assert.InDelta(t, float64(time.Hour), float64(due.Sub(start)), float64(time.Millisecond))
+	assert.Equal(t, slot{tick: n}, schedule(start, period, n, due))
+}
+
+func TestHistogramQuantiles(t *testing.T) {
+	var h Histogram
+	for i := range 1000 {
+		h.Record(time.Duration(i) * time.Microsecond) // 0..999 µs
+	}
+	assert.Equal(t, uint64(1000), h.Count())
+	assert.Equal(t, 999*time.Microsecond, h.Max())
+	assert.InDelta(t, float64(500*time.Microsecond), float64(h.Quantile(0.5)), float64(histogramStep))
+	assert.InDelta(t, float64(990*time.Microsecond), float64(h.Quantile(0.99)), float64(histogramStep))
+	h.Record(time.Minute)
+	assert.Equal(t, time.Minute, h.Quantile(1))
+
+	var m Histogram
+	m.Merge(&h)
+	assert.Equal(t, h.Count(), m.Count())
+	assert.Equal(t, h.Quantile(0.5), m.Quantile(0.5))
+}
