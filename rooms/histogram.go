@@ -78,3 +78,15 @@ func (h *Histogram) Merge(o *Histogram) {
 		}
 	}
 }
+
+// HistogramDiff returns the durations recorded in h since earlier, a copy of
+// h made before (with Merge into an empty Histogram). The maximum is h's.
+func HistogramDiff(h, earlier *Histogram) *Histogram {
+	var d Histogram
+	for i := range h.counts {
+		d.counts[i].Store(h.counts[i].Load() - earlier.counts[i].Load())
+	}
+	d.total.Store(h.total.Load() - earlier.total.Load())
+	d.maxNanos.Store(h.maxNanos.Load())
+	return &d
+}

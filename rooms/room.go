@@ -150,6 +150,9 @@ func (r *Room) Private() bool { return r.private }
 // Players returns the number of seats taken, held seats included.
 func (r *Room) Players() int { return int(r.seats.Load()) }
 
+// Created returns when the room was created; its tick schedule starts then.
+func (r *Room) Created() time.Time { return r.created }
+
 // Stats returns the room's tick counters.
 func (r *Room) Stats() *TickStats { return &r.stats }
 
@@ -210,7 +213,7 @@ func (r *Room) run() {
 	defer r.shutdown()
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
-	start := time.Now()
+	start := r.created // the schedule's origin, so Created()+n*period is tick n's due time
 	n := uint64(1)
 	for {
 		if !r.waitUntil(start.Add(time.Duration(n)*r.period), timer) {
@@ -263,9 +266,9 @@ func (r *Room) waitUntil(due time.Time, timer *time.Timer) bool {
 		timer.Reset(d)
 		select {
 		case op := <-r.ctrl:
-			if !timer.Stop() {
-				<-timer.C
-			}
+			// Go 1.23+ timers: Stop leaves no stale value in timer.C, so
+			// there is nothing to drain (draining would block forever).
+			timer.Stop()
 			op()
 			continue
 		case <-r.stop:

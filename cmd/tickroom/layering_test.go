@@ -1,0 +1,68 @@
+package main
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+const module = "github.com/tickroom/tickroom"
+
+// The packages' dependencies point one way: sim knows nothing of the
+// network, netcode nothing of rooms, rooms nothing of the cluster, and no
+// library package reaches up into cmd or bots. A package that needs to reach
+// up is missing an interface.
+func TestDependenciesPointOneWay(t *testing.T) {
+	out, err := exec.Command("go", "list", "-f",
+		`{{.ImportPath}} {{join .Imports " "}} {{join .TestImports " "}} {{join .XTestImports " "}}`,
+		module+"/...").CombinedOutput()
+	require.NoError(t, err, "go list: %s", out)
+
+	// forbidden[layer] lists what packages under layer must not import.
+	forbidden := map[string][]string{
+		"sim":     {"netcode", "rooms", "cluster", "bots", "cmd"},
+		"netcode": {"rooms", "cluster", "bots", "cmd"},
+		"rooms":   {"cluster", "bots", "cmd"},
+		"cluster": {"bots", "cmd"},
+		"bots":    {"rooms", "cluster", "cmd"},
+	}
+	// Third-party modules the library may use; anything new must be added
+	// here on purpose, with its reason in the commit.
+	allowed := []string{
+		"github.com/gobwas/ws",
+		"github.com/vmihailenco/msgpack/v5",
+		"github.com/stretchr/testify",
+	}
+
+	checked := 0
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		fields := strings.Fields(line)
+		pkg, imports := fields[0], fields[1:]
+		layer := strings.SplitN(strings.TrimPrefix(pkg, module+"/"), "/", 2)[0]
+		for _, imp := range imports {
+			if rest, ok := strings.CutPrefix(imp, module+"/"); ok {
+				target := strings.SplitN(rest, "/", 2)[0]
+				for _, bad := range forbidden[layer] {
+					if target == bad {
+						t.Errorf("%s imports %s: %s must not depend on %s", pkg, imp, layer, bad)
+					}
+				}
+				continue
+			}
+			if !strings.Contains(strings.SplitN(imp, "/", 2)[0], ".") {
+				continue // standard library
+			}
+			ok := false
+			for _, a := range allowed {
+				ok = ok || imp == a || strings.HasPrefix(imp, a+"/")
+			}
+			if !ok {
+				t.Errorf("%s imports %s, which is not an approved dependency", pkg, imp)
+			}
+		}
+		checked++
+	}
+	require.Greater(t, checked, 5, "go list found the module's packages")
+}
