@@ -45,6 +45,10 @@ type snapshotSlot struct {
 	// before anything offered later (the writer writes in order, and TCP
 	// delivers in order), so it is the base for the next delta.
 	posted uint64
+	// held keeps the writer from taking snapshots while a join is answered,
+	// so that the client gets the Joined reply before the seat's first
+	// snapshot.
+	held bool
 }
 
 type outFrame struct {
@@ -75,8 +79,8 @@ type Conn struct {
 
 	closeOnce sync.Once
 	causeMu   sync.Mutex
-	cause     error // the first reason the connection ended
-	sendClose bool  // whether the writer sends a close frame
+	cause     error       // the first reason the connection ended
+	send      *CloseError // the close frame the writer sends, nil for none
 
 	stats Stats
 
@@ -87,8 +91,11 @@ type Conn struct {
 	msg          wire.ClientMessage
 	inputs       tokenBucket
 	requests     tokenBucket
+	welcomed     bool // the Hello was answered
 	lastDeadline time.Time
 	errThrottle  map[wire.ErrorCode]time.Time
+	abuseWindow  time.Time // start of the second in which abuseDrops counts
+	abuseDrops   int
 
 	// Writer goroutine only.
 	wbuf          []byte
@@ -157,30 +164,52 @@ func (s *snapshotSlot) offer(src SnapshotSource, tick uint64, ack uint32) (repla
 	return replaced
 }
 
-// take empties the slot, returning what it held (nil if nothing).
+// take empties the slot, returning what it held (nil if nothing, or while
+// the slot is held).
 func (s *snapshotSlot) take() (*SnapshotFrame, uint32) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.held {
+		return nil, 0
+	}
 	f := s.pending
 	s.pending = nil
 	return f, s.ack
+}
+
+// hold starts the slot afresh for a new seat, whose snapshots must not be
+// deltas against another room's ticks, and holds them back until release.
+func (s *snapshotSlot) hold() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.pending, s.posted, s.held = nil, 0, true
+}
+
+// release lets the writer take snapshots again and reports whether one waits.
+func (s *snapshotSlot) release() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.held = false
+	return s.pending != nil
 }
 
 // Close closes the connection with a close frame carrying code and reason.
 // It returns at once; the connection's goroutines finish in the background
 // and its Session's Closed is called when they have. Later calls do nothing.
 func (c *Conn) Close(code wire.CloseCode, reason string) {
-	c.end(&CloseError{Code: code, Reason: reason}, true)
+	ce := &CloseError{Code: code, Reason: reason}
+	c.end(ce, ce)
 }
 
-// end records why the connection ends and starts closing it, once.
-func (c *Conn) end(cause error, sendClose bool) {
+// end records why the connection ends and starts closing it, once; the
+// writer sends send as the close frame, or none if send is nil.
+func (c *Conn) end(cause error, send *CloseError) {
 	c.closeOnce.Do(func() {
 		c.causeMu.Lock()
 		if c.cause == nil {
 			c.cause = cause
 		}
-		c.sendClose = sendClose
+		c.send = send
 		c.causeMu.Unlock()
 		close(c.closing)
 	})
@@ -194,10 +223,10 @@ func (c *Conn) setCause(err error) {
 	c.causeMu.Unlock()
 }
 
-func (c *Conn) endCause() (error, bool) {
+func (c *Conn) endCause() (error, *CloseError) {
 	c.causeMu.Lock()
 	defer c.causeMu.Unlock()
-	return c.cause, c.sendClose
+	return c.cause, c.send
 }
 
 func (c *Conn) isClosing() bool {
@@ -283,7 +312,7 @@ func (c *Conn) write(b []byte) bool {
 		} else {
 			err = fmt.Errorf("netcode: write: %w", err)
 		}
-		c.end(err, false)
+		c.end(err, nil)
 		_ = c.nc.Close() // unblocks the reader
 		return false
 	}
@@ -291,19 +320,32 @@ func (c *Conn) write(b []byte) bool {
 	return true
 }
 
-// writeClose sends the close frame, then half-closes the TCP connection so
-// the client reads the frame and an EOF rather than a reset, and gives the
-// reader CloseGrace to see the client's answer.
+// writeClose sends what is left in the control queue (an error reply that
+// explains the close, say) and the close frame, then half-closes the TCP
+// connection so the client reads the frame and an EOF rather than a reset,
+// and gives the reader CloseGrace to see the client's answer.
 func (c *Conn) writeClose() {
-	cause, send := c.endCause()
-	if send {
-		code, reason := wire.CloseInternalError, ""
-		var ce *CloseError
-		if errors.As(cause, &ce) {
-			code, reason = ce.Code, ce.Reason
+	if _, send := c.endCause(); send != nil {
+		c.writeDeadline = time.Now().Add(c.srv.cfg.CloseGrace)
+		_ = c.nc.SetWriteDeadline(c.writeDeadline)
+	drain:
+		for {
+			select {
+			case f := <-c.control:
+				if f.op != ws.OpBinary {
+					continue
+				}
+				if _, err := c.nc.Write(wsframe.AppendHeader(c.wbuf[:0], ws.OpBinary, len(f.data), nil)); err != nil {
+					break drain
+				}
+				if _, err := c.nc.Write(f.data); err != nil {
+					break drain
+				}
+			default:
+				break drain
+			}
 		}
-		_ = c.nc.SetWriteDeadline(time.Now().Add(c.srv.cfg.CloseGrace))
-		body := wsframe.CloseBody(uint16(code), reason)
+		body := wsframe.CloseBody(uint16(send.Code), send.Reason)
 		b := wsframe.AppendHeader(c.wbuf[:0], ws.OpClose, len(body), nil)
 		b = append(b, body...)
 		_, _ = c.nc.Write(b)
@@ -319,7 +361,7 @@ func (c *Conn) writeClose() {
 func (c *Conn) serve() {
 	var session Session
 	defer func() {
-		c.end(&CloseError{Code: wire.CloseInternalError, Reason: "connection ended"}, false)
+		c.end(&CloseError{Code: wire.CloseInternalError, Reason: "connection ended"}, nil)
 		<-c.writerDone
 		_ = c.nc.Close()
 		cause, _ := c.endCause()
@@ -329,16 +371,17 @@ func (c *Conn) serve() {
 		}
 		c.srv.remove(c)
 	}()
-	go c.writeLoop()
-
 	_ = c.nc.SetDeadline(time.Now().Add(c.srv.cfg.HandshakeTimeout))
 	if _, err := c.srv.upgrader.Upgrade(c.nc); err != nil {
 		c.srv.stats.HandshakeFailures.Add(1)
 		c.log.Debug("websocket upgrade failed", "err", err)
-		c.end(fmt.Errorf("netcode: upgrade: %w", err), false)
+		c.end(fmt.Errorf("netcode: upgrade: %w", err), nil)
+		close(c.writerDone) // the writer never started
 		return
 	}
 	_ = c.nc.SetWriteDeadline(time.Time{})
+	// Only now may anything else be written: the 101 response comes first.
+	go c.writeLoop()
 
 	if !c.handshake() {
 		return
@@ -358,8 +401,9 @@ func (c *Conn) next() ([]byte, bool) {
 		}
 		c.stats.BytesIn.Add(uint64(len(p)))
 		// Renew the heartbeat deadline on any frame, but only every quarter
-		// of the timeout, to keep timer updates off most reads.
-		if !c.isClosing() {
+		// of the timeout, to keep timer updates off most reads. Before the
+		// Hello, the handshake deadline stands whatever arrives.
+		if c.welcomed && !c.isClosing() {
 			if now := time.Now(); now.Sub(c.lastDeadline) > c.srv.cfg.HeartbeatTimeout/4 {
 				c.lastDeadline = now
 				_ = c.nc.SetReadDeadline(now.Add(c.srv.cfg.HeartbeatTimeout))
@@ -385,13 +429,22 @@ func (c *Conn) next() ([]byte, bool) {
 				c.Close(wire.CloseProtocolError, "malformed close frame")
 				continue
 			}
-			c.setCause(&CloseError{Code: wire.CloseCode(code), Reason: reason, ByPeer: true})
-			echo := wire.CloseCode(code)
-			if code == 1005 {
-				echo = wire.CloseNormal
-			}
-			c.Close(echo, "")
+			c.end(&CloseError{Code: wire.CloseCode(code), Reason: reason, ByPeer: true}, &CloseError{Code: echoCode(code)})
 		}
+	}
+}
+
+// echoCode is the code to answer a client's close frame with: its own code
+// if that may appear on the wire (RFC 6455, 7.4), 1000 for an empty close
+// frame, and 1002 for a code no endpoint may send.
+func echoCode(code uint16) wire.CloseCode {
+	switch {
+	case code == 1005:
+		return wire.CloseNormal
+	case code >= 1000 && code <= 1003, code >= 1007 && code <= 1011, code >= 3000 && code <= 4999:
+		return wire.CloseCode(code)
+	default:
+		return wire.CloseProtocolError
 	}
 }
 
@@ -404,12 +457,14 @@ func (c *Conn) readFailed(err error) {
 		c.Close(wire.CloseMessageTooBig, fmt.Sprintf("frame larger than %d bytes", c.srv.cfg.MaxMessageSize))
 	case errors.Is(err, wsframe.ErrProtocol):
 		c.Close(wire.CloseProtocolError, err.Error())
+	case errors.Is(err, os.ErrDeadlineExceeded) && !c.welcomed:
+		c.Close(wire.CloseHandshakeTimeout, "no Hello within the handshake timeout")
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		c.Close(wire.CloseHeartbeatTimeout, "no frame within the heartbeat timeout")
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
-		c.end(&CloseError{Code: 1006, Reason: "connection lost", ByPeer: true}, false)
+		c.end(&CloseError{Code: 1006, Reason: "connection lost", ByPeer: true}, nil)
 	default:
-		c.end(fmt.Errorf("netcode: read: %w", err), false)
+		c.end(fmt.Errorf("netcode: read: %w", err), nil)
 	}
 	// Let the writer send its close frame, then drain until the client
 	// closes or CloseGrace runs out.
@@ -453,9 +508,10 @@ func (c *Conn) handshake() bool {
 		Version:     wire.Version,
 		TickRate:    uint32(cfg.TickRate),
 		ServerTime:  time.Now().UnixMilli(),
-		MaxFrame:    uint32(cfg.MaxMessageSize),
+		MaxMessage:  uint32(cfg.MaxMessageSize),
 		HeartbeatMs: uint32(cfg.HeartbeatTimeout / time.Millisecond),
 	})))
+	c.welcomed = true
 	c.lastDeadline = time.Now()
 	_ = c.nc.SetReadDeadline(c.lastDeadline.Add(cfg.HeartbeatTimeout))
 	c.log = c.log.With("client", c.msg.Hello.Client)
@@ -464,7 +520,7 @@ func (c *Conn) handshake() bool {
 
 func isTimeout(err error) bool {
 	var ce *CloseError
-	return errors.As(err, &ce) && ce.Code == wire.CloseHeartbeatTimeout
+	return errors.As(err, &ce) && ce.Code == wire.CloseHandshakeTimeout
 }
 
 // readLoop decodes messages and dispatches them to the session.
@@ -507,6 +563,10 @@ func (c *Conn) dispatch(s Session, p []byte) bool {
 		now := time.Now()
 		if !c.inputs.allow(now) {
 			c.stats.InputsDropped.Add(1)
+			if c.abusing(now) {
+				c.Close(wire.CloseRateLimited, "inputs far above the rate limit")
+				return false
+			}
 			c.throttledError(now, wire.CodeRateLimited, "more inputs per second than allowed; the excess is dropped")
 			return true
 		}
@@ -519,10 +579,20 @@ func (c *Conn) dispatch(s Session, p []byte) bool {
 		c.replyError(0, wire.CodeBadRequest, "hello was already received")
 	case wire.TypeJoin, wire.TypeLeave, wire.TypeMessage:
 		c.request(s, m)
-	default:
-		c.replyError(0, wire.CodeUnknownType, fmt.Sprintf("message type %d is not sent by clients", m.Type))
 	}
 	return true
+}
+
+// abusing counts a dropped input and reports whether the client dropped so
+// many within a second (AbuseFactor times the input rate, plus the burst)
+// that it is flooding rather than merely fast.
+func (c *Conn) abusing(now time.Time) bool {
+	if now.Sub(c.abuseWindow) > time.Second {
+		c.abuseWindow, c.abuseDrops = now, 0
+	}
+	c.abuseDrops++
+	cfg := &c.srv.cfg
+	return c.abuseDrops > int(cfg.AbuseFactor*cfg.InputRate)+cfg.InputBurst
 }
 
 // request handles the messages that carry a request id: exactly one reply.
@@ -543,6 +613,17 @@ func (c *Conn) request(s Session, m *wire.ClientMessage) {
 	var err error
 	switch m.Type {
 	case wire.TypeJoin:
+		// A new seat starts with a full snapshot, and its snapshots wait
+		// until the reply is queued, so the client hears Joined first.
+		c.slot.hold()
+		defer func() {
+			if c.slot.release() {
+				select {
+				case c.wake <- struct{}{}:
+				default:
+				}
+			}
+		}()
 		var j wire.Joined
 		if j, err = s.Join(m.Join); err == nil {
 			j.ReqID = reqID

@@ -54,6 +54,10 @@ type ServerConfig struct {
 	// the excess is dropped and reported with CodeRateLimited.
 	InputRate  float64
 	InputBurst int
+	// AbuseFactor disconnects a client (close code 4006) that has more than
+	// AbuseFactor*InputRate + InputBurst inputs dropped within a second: a
+	// flood, not a fast client.
+	AbuseFactor float64
 	// RequestRate and RequestBurst limit joins, leaves and room messages.
 	RequestRate  float64
 	RequestBurst int
@@ -76,6 +80,7 @@ func DefaultServerConfig() ServerConfig {
 		ControlQueue:     64,               // replies and events are rare; 64 unsent means the client is stuck
 		InputRate:        120,              // twice the default tick rate
 		InputBurst:       60,               // a second's worth at 60 Hz after a network hiccup
+		AbuseFactor:      4,                // 480 dropped inputs a second is nobody's honest client
 		RequestRate:      20,               // joins, leaves, chat
 		RequestBurst:     20,
 	}
@@ -100,6 +105,7 @@ func (c *ServerConfig) validate() error {
 	check(c.WriteBuffer >= 0, "WriteBuffer must not be negative")
 	check(c.ControlQueue > 0, "ControlQueue must be positive")
 	check(c.InputRate > 0 && c.InputBurst > 0, "InputRate and InputBurst must be positive")
+	check(c.AbuseFactor >= 1, "AbuseFactor %v must be at least 1", c.AbuseFactor)
 	check(c.RequestRate > 0 && c.RequestBurst > 0, "RequestRate and RequestBurst must be positive")
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("netcode: invalid server config: %w", err)

@@ -273,3 +273,51 @@ func TestConcurrentRequestsGetTheirOwnReplies(t *testing.T) {
 		seen[strings.TrimPrefix(string(e.Payload), "\xa5")] = true
 	}
 }
+
+// A client that leaves one room and joins another on the same connection
+// gets the new room's world, not deltas against the old room's ticks.
+func TestChangingRoomsOnOneConnection(t *testing.T) {
+	srv := roomstest.StartDefault(t)
+	a, err := srv.Registry.Create(rooms.RoomOptions{Mode: sim.ArenaMode})
+	require.NoError(t, err)
+	b, err := srv.Registry.Create(rooms.RoomOptions{Mode: sim.ArenaMode})
+	require.NoError(t, err)
+	// Room b has two players, so its entity list differs from a's.
+	for range 2 {
+		other := dial(t, srv.URL, client.DefaultConfig())
+		_, err := other.Join(context.Background(), client.JoinOptions{RoomID: b.ID()})
+		require.NoError(t, err)
+	}
+
+	c := dial(t, srv.URL, client.DefaultConfig())
+	for round := range 3 {
+		for _, r := range []*rooms.Room{a, b} {
+			j, err := c.Join(context.Background(), client.JoinOptions{RoomID: r.ID()})
+			require.NoError(t, err, "round %d room %s", round, r.ID())
+			require.Eventually(t, func() bool {
+				s := c.State()
+				_, me := entity(s, j.Player)
+				return me && len(s.Entities) == r.Players()
+			}, 5*time.Second, 5*time.Millisecond, "the client sees room %s", r.ID())
+			require.NoError(t, c.Leave(context.Background()))
+		}
+	}
+	assert.Zero(t, c.Stats().Drops.Load(), "no broken delta stream")
+}
+
+// The Joined reply always comes before the seat's first snapshot.
+func TestJoinedComesBeforeTheFirstSnapshot(t *testing.T) {
+	srv := roomstest.StartDefault(t)
+	r, err := srv.Registry.Create(rooms.RoomOptions{Mode: sim.ArenaMode, MaxPlayers: 100})
+	require.NoError(t, err)
+	for i := range 40 {
+		raw := netcodetest.DialHello(t, srv.URL)
+		raw.Send(raw.Enc.Join(wire.Join{ReqID: uint32(i + 1), RoomID: r.ID()}))
+		m := raw.Next(false)
+		require.Equal(t, wire.TypeJoined, m.Type, "attempt %d: first message after Join", i)
+		m = raw.Next(false)
+		require.Equal(t, wire.TypeSnapshot, m.Type)
+		assert.True(t, m.Snapshot.Full(), "a new seat starts with a full snapshot")
+		raw.NC.Close()
+	}
+}

@@ -143,6 +143,9 @@ func (g *Registry) Close(ctx context.Context) error {
 func (g *Registry) reserveSeat(mode string) (*Room, error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	if g.closed {
+		return nil, ErrClosed
+	}
 	for _, r := range g.order {
 		if r.mode == mode && !r.private && int(r.seats.Load()+r.reserved.Load()) < r.maxPlayers {
 			r.reserved.Add(1)
@@ -204,16 +207,23 @@ func (s *session) Join(req wire.Join) (wire.Joined, error) {
 		}
 		err = r.do(func() { joined, joinErr = r.join(s) }, timeout)
 	case req.Mode != "":
-		r, rerr := s.reg.reserveSeat(req.Mode)
-		if rerr != nil {
-			return wire.Joined{}, replyFor(rerr)
-		}
-		err = r.do(func() {
-			r.reserved.Add(-1)
-			joined, joinErr = r.join(s)
-		}, timeout)
-		if err != nil {
-			r.reserved.Add(-1) // the operation never ran
+		// A reserved seat can still be taken first by a join by room id:
+		// then try the next room with a free seat.
+		for range joinOrCreateAttempts {
+			r, rerr := s.reg.reserveSeat(req.Mode)
+			if rerr != nil {
+				return wire.Joined{}, replyFor(rerr)
+			}
+			err = r.do(func() {
+				r.reserved.Add(-1)
+				joined, joinErr = r.join(s)
+			}, timeout)
+			if err != nil {
+				r.reserved.Add(-1) // the operation never ran
+			}
+			if err != nil || !isRoomFull(joinErr) {
+				break
+			}
 		}
 	default:
 		return wire.Joined{}, netcode.Reply(wire.CodeBadRequest, "join needs a token, a room id or a mode")
@@ -225,6 +235,15 @@ func (s *session) Join(req wire.Join) (wire.Joined, error) {
 		return wire.Joined{}, replyFor(err)
 	}
 	return joined, nil
+}
+
+// joinOrCreateAttempts bounds how often join-or-create moves on to another
+// room after its reserved seat was taken.
+const joinOrCreateAttempts = 3
+
+func isRoomFull(err error) bool {
+	var er *wire.ErrorReply
+	return errors.As(err, &er) && er.Code == wire.CodeRoomFull
 }
 
 // replyFor maps registry errors to the codes clients see.

@@ -178,16 +178,20 @@ func (a *Arena) Step(t *Tick) {
 	}
 }
 
-// decodeArenaInput reads a direction bitmask: a MessagePack positive fixint,
-// uint8 or nil. Anything else is ignored, so a bad input cannot hurt the game.
+// decodeArenaInput reads a direction bitmask: a MessagePack unsigned integer
+// of any width (only the low four bits mean anything) or nil. Anything else
+// is ignored, so a bad input cannot hurt the game.
 func decodeArenaInput(data []byte) (uint8, bool) {
 	switch {
-	case len(data) == 1 && data[0] < 0x80:
+	case len(data) == 1 && data[0] < 0x80: // positive fixint
 		return data[0] & 0x0f, true
-	case len(data) == 1 && data[0] == 0xc0:
+	case len(data) == 1 && data[0] == 0xc0: // nil
 		return 0, true
-	case len(data) == 2 && data[0] == 0xcc:
-		return data[1] & 0x0f, true
+	case len(data) == 2 && data[0] == 0xcc, // uint8
+		len(data) == 3 && data[0] == 0xcd, // uint16
+		len(data) == 5 && data[0] == 0xce, // uint32
+		len(data) == 9 && data[0] == 0xcf: // uint64
+		return data[len(data)-1] & 0x0f, true // big-endian: the low bits are last
 	}
 	return 0, false
 }

@@ -129,7 +129,7 @@ func TestArenaIgnoresBadAndStaleInputs(t *testing.T) {
 	require.NoError(t, a.Join(1))
 	x0, y0, _ := a.Position(1)
 	var tick sim.Tick
-	bad := [][]byte{nil, {0xa3, 'a', 'b', 'c'}, {0xcd, 1, 2}, {0x93, 1, 2, 3}, {0xff}}
+	bad := [][]byte{nil, {0xa3, 'a', 'b', 'c'}, {0xcd, 1}, {0x93, 1, 2, 3}, {0xff}, {0xd0, 0x04}}
 	for i, data := range bad {
 		tick.Reset(uint64(i+1), dt)
 		tick.Inputs = append(tick.Inputs, sim.Input{Player: 1, Seq: uint32(i + 1), Data: data})
@@ -149,6 +149,26 @@ func TestArenaIgnoresBadAndStaleInputs(t *testing.T) {
 	tick.Reset(11, dt)
 	tick.Inputs = append(tick.Inputs, dirInput(9, 1, sim.ArenaDown))
 	a.Step(&tick)
+}
+
+func TestArenaAcceptsEveryUintWidth(t *testing.T) {
+	for _, data := range [][]byte{
+		{sim.ArenaRight},
+		{0xcc, sim.ArenaRight},
+		{0xcd, 0, sim.ArenaRight},
+		{0xce, 0, 0, 0, sim.ArenaRight},
+		{0xcf, 0, 0, 0, 0, 0, 0, 0, sim.ArenaRight},
+	} {
+		a := newArena(t, 3)
+		require.NoError(t, a.Join(1))
+		x0, _, _ := a.Position(1)
+		var tick sim.Tick
+		tick.Reset(1, dt)
+		tick.Inputs = append(tick.Inputs, sim.Input{Player: 1, Seq: 1, Data: data})
+		a.Step(&tick)
+		x1, _, _ := a.Position(1)
+		assert.Greater(t, x1, x0, "input % x moves right", data)
+	}
 }
 
 func TestArenaJoinLeaveAndEntities(t *testing.T) {

@@ -24,7 +24,7 @@ const (
 
 // Server-to-client message types.
 const (
-	TypeWelcome      Type = 16 // [16, version, tickRate, serverTime, maxFrame, heartbeatMs]
+	TypeWelcome      Type = 16 // [16, version, tickRate, serverTime, maxMessage, heartbeatMs]
 	TypeJoined       Type = 17 // [17, reqID, roomID, mode, player, token, resumed, maxPlayers, players]
 	TypeOK           Type = 18 // [18, reqID]
 	TypeError        Type = 19 // [19, reqID, code, message]
@@ -85,7 +85,7 @@ type Welcome struct {
 	Version     uint32
 	TickRate    uint32 // ticks (and snapshots) per second
 	ServerTime  int64  // milliseconds since the Unix epoch
-	MaxFrame    uint32 // the largest frame payload the server accepts, in bytes
+	MaxMessage  uint32 // the largest client message the server accepts, in bytes (a frame, or a fragmented message's frames together)
 	HeartbeatMs uint32 // the server drops a connection silent for this long
 }
 
@@ -331,7 +331,7 @@ func (d *Decoder) decodeWelcome(w *Welcome) (err error) {
 	if w.ServerTime, err = d.int64(); err != nil {
 		return err
 	}
-	if w.MaxFrame, err = d.uint32(); err != nil {
+	if w.MaxMessage, err = d.uint32(); err != nil {
 		return err
 	}
 	w.HeartbeatMs, err = d.uint32()
@@ -709,7 +709,7 @@ func (e *Encoder) Welcome(m Welcome) []byte {
 	e.uint(uint64(m.Version))
 	e.uint(uint64(m.TickRate))
 	e.int(m.ServerTime)
-	e.uint(uint64(m.MaxFrame))
+	e.uint(uint64(m.MaxMessage))
 	e.uint(uint64(m.HeartbeatMs))
 	return e.bytes()
 }

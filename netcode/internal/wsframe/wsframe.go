@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"unicode/utf8"
 
 	"github.com/gobwas/ws"
 )
@@ -176,7 +177,12 @@ func MaskPayload(p []byte, mask [4]byte) { ws.Cipher(p, mask, 0) }
 // to fit a control frame.
 func CloseBody(code uint16, reason string) []byte {
 	if len(reason) > 123 {
-		reason = reason[:123]
+		// Cut at a rune boundary: a close reason must be valid UTF-8.
+		n := 123
+		for n > 0 && !utf8.RuneStart(reason[n]) {
+			n--
+		}
+		reason = reason[:n]
 	}
 	b := make([]byte, 2, 2+len(reason))
 	binary.BigEndian.PutUint16(b, code)
