@@ -263,13 +263,29 @@ func (c *Conn) writeLoop() {
 				return
 			}
 		case <-c.wake:
-			if !c.writeSnapshot() {
+			// Replies queued at the same moment go first: a join's
+			// Joined must precede the seat's first snapshot.
+			if !c.flushControl() || !c.writeSnapshot() {
 				return
 			}
 		case <-ping.C:
 			if !c.writeFrame(ws.OpPing, nil) {
 				return
 			}
+		}
+	}
+}
+
+// flushControl writes every control message already queued.
+func (c *Conn) flushControl() bool {
+	for {
+		select {
+		case f := <-c.control:
+			if !c.writeFrame(f.op, f.data) {
+				return false
+			}
+		default:
+			return true
 		}
 	}
 }
@@ -384,6 +400,7 @@ func (c *Conn) serve() {
 	go c.writeLoop()
 
 	if !c.handshake() {
+		c.drain()
 		return
 	}
 	session = c.srv.handler.Open(c)
@@ -411,6 +428,9 @@ func (c *Conn) next() ([]byte, bool) {
 		}
 		switch op {
 		case ws.OpBinary:
+			if c.isClosing() {
+				continue // nothing sent after a close is acted on
+			}
 			c.stats.MessagesIn.Add(1)
 			return p, true
 		case ws.OpText:
@@ -466,8 +486,13 @@ func (c *Conn) readFailed(err error) {
 	default:
 		c.end(fmt.Errorf("netcode: read: %w", err), nil)
 	}
-	// Let the writer send its close frame, then drain until the client
-	// closes or CloseGrace runs out.
+	c.drain()
+}
+
+// drain reads and discards until the client closes or the deadline the
+// writer sets with the close frame (CloseGrace) passes, so that the client
+// reads the close frame rather than a reset caused by unread data.
+func (c *Conn) drain() {
 	for {
 		if _, _, err := c.rd.Next(); err != nil {
 			return
@@ -531,6 +556,7 @@ func (c *Conn) readLoop(s Session) {
 			return
 		}
 		if !c.dispatch(s, p) {
+			c.drain()
 			return
 		}
 		if len(p) > releaseAbove {

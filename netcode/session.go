@@ -60,12 +60,19 @@ func (e *CloseError) Error() string {
 }
 
 // Graceful reports whether cause, as passed to Session.Closed, is a client
-// that said goodbye (close code 1000 or 1001 from the client): such a player
-// left on purpose, while any other end may be a drop worth holding a seat for.
+// that said goodbye (a close frame with 1000, 1001 or no code from the
+// client): such a player left on purpose, while any other end may be a drop
+// worth holding a seat for.
 func Graceful(cause error) bool {
 	var ce *CloseError
-	return errors.As(cause, &ce) && ce.ByPeer && (ce.Code == wire.CloseNormal || ce.Code == wire.CloseGoingAway)
+	if !errors.As(cause, &ce) || !ce.ByPeer {
+		return false
+	}
+	return ce.Code == wire.CloseNormal || ce.Code == wire.CloseGoingAway || ce.Code == closeNoStatus
 }
+
+// closeNoStatus is how RFC 6455 reports a close frame without a code.
+const closeNoStatus wire.CloseCode = 1005
 
 // ErrServerClosed is returned by Serve after Shutdown.
 var ErrServerClosed = errors.New("netcode: server closed")

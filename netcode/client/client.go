@@ -377,15 +377,29 @@ func (c *Client) send(encode func(*wire.Encoder) []byte) error {
 }
 
 func (c *Client) sendLocked(encode func(*wire.Encoder) []byte) error {
+	conn, err := c.connLocked()
+	if err != nil {
+		return err
+	}
+	return c.writeLocked(conn, encode(conn.enc))
+}
+
+// connLocked returns the live connection. c.mu must be held.
+func (c *Client) connLocked() (*connection, error) {
 	switch {
 	case c.err != nil:
-		return fmt.Errorf("%w: %w", ErrClosed, c.err)
+		return nil, fmt.Errorf("%w: %w", ErrClosed, c.err)
 	case c.conn == nil:
-		return ErrNotConnected
+		return nil, ErrNotConnected
 	}
-	if err := c.writeTo(c.conn, encode(c.conn.enc)); err != nil {
+	return c.conn, nil
+}
+
+// writeLocked writes msg on conn. c.mu must be held.
+func (c *Client) writeLocked(conn *connection, msg []byte) error {
+	if err := c.writeTo(conn, msg); err != nil {
 		// The reader sees the broken connection too and reconnects.
-		_ = c.conn.nc.Close()
+		_ = conn.nc.Close()
 		return fmt.Errorf("%w: %w", ErrNotConnected, err)
 	}
 	return nil
@@ -400,10 +414,12 @@ func (c *Client) SendInput(payload []byte) (uint32, error) {
 	if c.seat == nil {
 		return 0, ErrNotInRoom
 	}
-	c.seq++
-	seq := c.seq
-	err := c.sendLocked(func(e *wire.Encoder) []byte { return e.Input(wire.Input{Seq: seq, Payload: payload}) })
-	return seq, err
+	conn, err := c.connLocked()
+	if err != nil {
+		return 0, err
+	}
+	c.seq++ // encoded and written without allocating: this runs per tick
+	return c.seq, c.writeLocked(conn, conn.enc.Input(wire.Input{Seq: c.seq, Payload: payload}))
 }
 
 // request sends a request and waits for its reply.

@@ -60,8 +60,9 @@ func (c ErrorCode) String() string {
 // RFC 6455 ones; the 4000-range codes are tickroom's own.
 type CloseCode uint16
 
-// Close codes the server sends. A client reconnects after the codes for which
-// CloseCode.Reconnectable reports true.
+// Close codes. A client reconnects after the codes for which
+// CloseCode.Reconnectable reports true. 1008, 1011 and 4002 are reserved:
+// the server does not send them yet.
 const (
 	CloseNormal             CloseCode = 1000 // the peer asked to close
 	CloseGoingAway          CloseCode = 1001 // the server is shutting down
@@ -71,13 +72,13 @@ const (
 	ClosePolicyViolation    CloseCode = 1008 // generic policy violation
 	CloseMessageTooBig      CloseCode = 1009 // a frame larger than the server's limit
 	CloseInternalError      CloseCode = 1011 // a server fault
-	CloseHeartbeatTimeout   CloseCode = 4000 // the client answered no ping within the heartbeat timeout
+	CloseHeartbeatTimeout   CloseCode = 4000 // nothing (not even a pong) arrived from the client within the heartbeat timeout
 	CloseSlowConsumer       CloseCode = 4001 // the client read too slowly and its control queue overflowed
 	CloseKicked             CloseCode = 4002 // an operator removed the player
 	CloseSessionReplaced    CloseCode = 4003 // the seat was resumed on another connection
 	CloseUnsupportedVersion CloseCode = 4004 // the Hello announced a protocol version the server does not speak
 	CloseHandshakeTimeout   CloseCode = 4005 // no Hello within the handshake timeout
-	CloseRateLimited        CloseCode = 4006 // the client kept sending far above its rate limit
+	CloseRateLimited        CloseCode = 4006 // the client flooded inputs far above its rate limit
 )
 
 // Reconnectable reports whether a client should reconnect and resume its seat
