@@ -219,11 +219,15 @@ func BenchmarkArenaStep16(b *testing.B) {
 		require.NoError(b, a.Join(p))
 	}
 	var tick sim.Tick
+	dirs := make([][]byte, 16)
+	for d := range dirs {
+		dirs[d] = []byte{byte(d)}
+	}
 	b.ReportAllocs()
 	for i := 0; b.Loop(); i++ {
 		tick.Reset(uint64(i+1), dt)
 		for p := sim.PlayerID(1); p <= 16; p++ {
-			tick.Inputs = append(tick.Inputs, dirInput(p, uint32(i+1), uint8(i/30%16)))
+			tick.Inputs = append(tick.Inputs, sim.Input{Player: p, Seq: uint32(i + 1), Data: dirs[i/30%16]})
 		}
 		a.Step(&tick)
 	}
