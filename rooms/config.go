@@ -15,6 +15,8 @@ type Config struct {
 	TickRate int
 	// MaxPlayers is the default seat count of a room.
 	MaxPlayers int
+	// MaxRoomSize bounds the seat count a client may ask join-or-create for.
+	MaxRoomSize int
 	// MaxRooms bounds the rooms a node runs at once.
 	MaxRooms int
 	// EmptyTimeout closes a room that has had no seats for this long.
@@ -53,6 +55,7 @@ func DefaultConfig() Config {
 	return Config{
 		TickRate:        60,
 		MaxPlayers:      16,
+		MaxRoomSize:     256,
 		MaxRooms:        10_000,
 		EmptyTimeout:    30 * time.Second, // long enough for a lobby to fill
 		SeatGrace:       10 * time.Second, // a phone switching networks comes back within this
@@ -75,6 +78,7 @@ func (c *Config) validate() error {
 	}
 	check(c.TickRate > 0 && c.TickRate <= 1000, "TickRate %d must be in 1..1000", c.TickRate)
 	check(c.MaxPlayers > 0, "MaxPlayers %d must be positive", c.MaxPlayers)
+	check(c.MaxRoomSize >= c.MaxPlayers, "MaxRoomSize %d must be at least MaxPlayers %d", c.MaxRoomSize, c.MaxPlayers)
 	check(c.MaxRooms > 0, "MaxRooms %d must be positive", c.MaxRooms)
 	check(c.EmptyTimeout > 0, "EmptyTimeout must be positive")
 	check(c.SeatGrace >= 0, "SeatGrace must not be negative")

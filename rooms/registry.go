@@ -137,22 +137,23 @@ func (g *Registry) Close(ctx context.Context) error {
 	}
 }
 
-// reserveSeat picks a public room of mode with a free seat, counting seats
-// already promised to joins in flight, or creates one. The caller must
-// release the reservation.
-func (g *Registry) reserveSeat(mode string) (*Room, error) {
+// reserveSeat picks a public room of mode (and of size seats, unless 0)
+// with a free seat, counting seats already promised to joins in flight, or
+// creates one. The caller must release the reservation.
+func (g *Registry) reserveSeat(mode string, size int) (*Room, error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.closed {
 		return nil, ErrClosed
 	}
 	for _, r := range g.order {
-		if r.mode == mode && !r.private && int(r.seats.Load()+r.reserved.Load()) < r.maxPlayers {
+		if r.mode == mode && !r.private && (size == 0 || r.maxPlayers == size) &&
+			int(r.seats.Load()+r.reserved.Load()) < r.maxPlayers {
 			r.reserved.Add(1)
 			return r, nil
 		}
 	}
-	r, err := g.createLocked(RoomOptions{Mode: mode})
+	r, err := g.createLocked(RoomOptions{Mode: mode, MaxPlayers: size})
 	if err != nil {
 		return nil, err
 	}
@@ -207,10 +208,13 @@ func (s *session) Join(req wire.Join) (wire.Joined, error) {
 		}
 		err = r.do(func() { joined, joinErr = r.join(s) }, timeout)
 	case req.Mode != "":
+		if req.MaxPlayers > uint32(s.reg.cfg.MaxRoomSize) {
+			return wire.Joined{}, netcode.Reply(wire.CodeBadRequest, "rooms of %d seats asked for; this server allows at most %d", req.MaxPlayers, s.reg.cfg.MaxRoomSize)
+		}
 		// A reserved seat can still be taken first by a join by room id:
 		// then try the next room with a free seat.
 		for range joinOrCreateAttempts {
-			r, rerr := s.reg.reserveSeat(req.Mode)
+			r, rerr := s.reg.reserveSeat(req.Mode, int(req.MaxPlayers))
 			if rerr != nil {
 				return wire.Joined{}, replyFor(rerr)
 			}

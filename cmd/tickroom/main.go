@@ -1,6 +1,7 @@
 // Command tickroom is the tickroom game server.
 //
 //	tickroom serve [flags]   run a node
+//	tickroom bots [flags]    run headless bots against a node and report
 //
 // Every flag of a subcommand may also be set by an environment variable: the
 // flag's name in upper case with dashes as underscores, prefixed TICKROOM_
@@ -26,6 +27,7 @@ const usage = `tickroom: an authoritative multiplayer game state server.
 
 Usage:
   tickroom serve [flags]   run a server node (tickroom serve -h lists the flags)
+  tickroom bots [flags]    load a server with headless bots and report (tickroom bots -h)
 
 `
 
@@ -38,6 +40,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "serve":
 		return serve(ctx, args[1:], stdout, stderr)
+	case "bots":
+		return runBots(ctx, args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0

@@ -73,6 +73,13 @@ type Config struct {
 	// snapshot is applied. It must not block or call the client's request
 	// methods; s and its Entities are valid only during the call.
 	OnSnapshot func(s *Snapshot)
+	// OnEvent, if set, receives events instead of the Events channel, from
+	// the client's goroutine (or from Dial's caller for none). It must not
+	// block or call the client's request methods.
+	OnEvent func(e Event)
+	// OnPong, if set, is called from the client's goroutine with the round
+	// trip of each Pong answering SendPing.
+	OnPong func(rtt time.Duration)
 	// Logger receives connection lifecycle logs; nil discards them.
 	Logger *slog.Logger
 }
@@ -159,7 +166,7 @@ type Event struct {
 
 // Stats are a client's counters.
 type Stats struct {
-	BytesIn, BytesOut atomic.Uint64
+	BytesIn, BytesOut atomic.Uint64 // WebSocket bytes on the wire, frame headers included
 	Snapshots         atomic.Uint64
 	Drops             atomic.Uint64 // abnormal disconnects
 	Resumes           atomic.Uint64 // successful seat resumes
@@ -341,6 +348,10 @@ func (c *Client) Seat() *Joined {
 }
 
 func (c *Client) emit(e Event) {
+	if c.cfg.OnEvent != nil {
+		c.cfg.OnEvent(e)
+		return
+	}
 	select {
 	case c.events <- e:
 	default:
@@ -455,16 +466,17 @@ func (c *Client) forget(id uint32) {
 }
 
 // JoinOptions says which room to join: RoomID, or else a public room of Mode
-// (created if none has a free seat).
+// (created if none has a free seat), of exactly MaxPlayers seats if set.
 type JoinOptions struct {
-	RoomID string
-	Mode   string
+	RoomID     string
+	Mode       string
+	MaxPlayers int
 }
 
 // Join takes a seat in a room.
 func (c *Client) Join(ctx context.Context, opts JoinOptions) (*Joined, error) {
 	r, err := c.request(ctx, func(e *wire.Encoder, id uint32) []byte {
-		return e.Join(wire.Join{ReqID: id, RoomID: opts.RoomID, Mode: opts.Mode})
+		return e.Join(wire.Join{ReqID: id, RoomID: opts.RoomID, Mode: opts.Mode, MaxPlayers: uint32(opts.MaxPlayers)})
 	})
 	if err != nil {
 		return nil, err
@@ -525,6 +537,18 @@ func (c *Client) Ping(ctx context.Context) (time.Duration, error) {
 	case <-ctx.Done():
 		return 0, fmt.Errorf("client: ping: %w", ctx.Err())
 	}
+}
+
+// SendPing sends a Ping without waiting: Config.OnPong gets the round trip
+// when the Pong arrives. It does not allocate.
+func (c *Client) SendPing() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	conn, err := c.connLocked()
+	if err != nil {
+		return err
+	}
+	return c.writeLocked(conn, conn.enc.Ping(wire.Ping{ClientTime: time.Now().UnixNano()}))
 }
 
 // Close closes the connection normally (no reconnect) and waits for the
@@ -742,7 +766,7 @@ func (c *Client) readLoop(conn *connection) error {
 		if err != nil {
 			return err
 		}
-		c.stats.BytesIn.Add(uint64(len(p)))
+		c.stats.BytesIn.Add(uint64(wsframe.HeaderLen(len(p)) + len(p))) // wire bytes, as sent unmasked
 		switch op {
 		case ws.OpPing:
 			c.mu.Lock()
@@ -790,11 +814,16 @@ func (c *Client) handle(m *wire.ServerMessage, size int) error {
 		}
 	case wire.TypePong:
 		c.mu.Lock()
-		if ch, ok := c.pings[m.Pong.ClientTime]; ok {
+		ch, ok := c.pings[m.Pong.ClientTime]
+		if ok {
 			ch <- reply{pong: m.Pong}
 			delete(c.pings, m.Pong.ClientTime)
 		}
 		c.mu.Unlock()
+		if !ok && c.cfg.OnPong != nil {
+			// A SendPing: ClientTime is when it was sent, in Unix ns.
+			c.cfg.OnPong(time.Duration(time.Now().UnixNano() - m.Pong.ClientTime))
+		}
 	case wire.TypePlayerJoined:
 		c.emit(Event{Kind: EventPlayerJoined, Player: m.PlayerJoined.Player})
 	case wire.TypePlayerLeft:

@@ -15,7 +15,7 @@ type Type uint8
 // Client-to-server message types.
 const (
 	TypeHello   Type = 1 // [1, version, client]
-	TypeJoin    Type = 2 // [2, reqID, roomID, mode, token]
+	TypeJoin    Type = 2 // [2, reqID, roomID, mode, token, maxPlayers?]
 	TypeLeave   Type = 3 // [3, reqID]
 	TypeInput   Type = 4 // [4, seq, payload]
 	TypeMessage Type = 5 // [5, reqID, payload]
@@ -53,6 +53,10 @@ type Join struct {
 	RoomID string
 	Mode   string
 	Token  string
+	// MaxPlayers, with Mode, joins or creates a room of exactly this many
+	// seats; 0 takes any room of the mode (and creates one of the server's
+	// default size). Optional on the wire: clients may omit the element.
+	MaxPlayers uint32
 }
 
 // Leave gives up the seat in the current room. The connection stays open.
@@ -243,6 +247,10 @@ func (d *Decoder) DecodeClient(frame []byte, m *ClientMessage) error {
 		}
 		if err == nil {
 			m.Join.Token, err = d.optString(MaxIDLength)
+		}
+		m.Join.MaxPlayers = 0
+		if err == nil && d.left > 0 {
+			m.Join.MaxPlayers, err = d.uint32()
 		}
 	case TypeLeave:
 		m.Leave.ReqID, err = d.reqIDField()
@@ -664,11 +672,12 @@ func (e *Encoder) Hello(m Hello) []byte {
 
 // Join encodes a Join.
 func (e *Encoder) Join(m Join) []byte {
-	e.begin(TypeJoin, 4)
+	e.begin(TypeJoin, 5)
 	e.uint(uint64(m.ReqID))
 	e.str(m.RoomID)
 	e.str(m.Mode)
 	e.str(m.Token)
+	e.uint(uint64(m.MaxPlayers))
 	return e.bytes()
 }
 
