@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/tickroom/tickroom/netcode/client"
+	"github.com/tickroom/tickroom/netcode/wire"
 	"github.com/tickroom/tickroom/rooms"
 	"github.com/tickroom/tickroom/rooms/roomstest"
 	"github.com/tickroom/tickroom/sim"
@@ -134,4 +135,31 @@ func TestRoomLifecycleWithPlayers(t *testing.T) {
 	_, err := c.Ping(context.Background())
 	require.NoError(t, err, "the connection stays open")
 	joinArena(t, c)
+}
+
+// Join-or-create with a room size groups players into rooms of exactly that
+// many seats, apart from rooms of other sizes; sizes past MaxRoomSize are
+// refused.
+func TestJoinOrCreateByRoomSize(t *testing.T) {
+	srv := roomstest.StartDefault(t)
+	join := func(size int) *client.Joined {
+		c := dial(t, srv.URL, client.DefaultConfig())
+		j, err := c.Join(context.Background(), client.JoinOptions{Mode: sim.ArenaMode, MaxPlayers: size})
+		require.NoError(t, err)
+		return j
+	}
+	small := []*client.Joined{join(2), join(2), join(2)}
+	any := join(0)
+	assert.Equal(t, 2, small[0].MaxPlayers)
+	assert.Equal(t, small[0].RoomID, small[1].RoomID, "two seats, filled together")
+	assert.NotEqual(t, small[0].RoomID, small[2].RoomID, "the third opens another room of 2")
+	assert.Equal(t, 2, small[2].MaxPlayers)
+	assert.Equal(t, small[2].RoomID, any.RoomID, "no size: any room of the mode with a free seat")
+	assert.Equal(t, rooms.DefaultConfig().MaxPlayers, join(0).MaxPlayers, "once all are full, a room of the default size")
+
+	c := dial(t, srv.URL, client.DefaultConfig())
+	_, err := c.Join(context.Background(), client.JoinOptions{Mode: sim.ArenaMode, MaxPlayers: 100_000})
+	var er *wire.ErrorReply
+	require.ErrorAs(t, err, &er)
+	assert.Equal(t, wire.CodeBadRequest, er.Code)
 }

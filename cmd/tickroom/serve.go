@@ -38,6 +38,7 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveConfig, error) {
 	r := &cfg.rooms
 	fs.IntVar(&r.TickRate, "tick-rate", r.TickRate, "room ticks (and snapshots) per second")
 	fs.IntVar(&r.MaxPlayers, "max-players", r.MaxPlayers, "seats per room created by join-or-create")
+	fs.IntVar(&r.MaxRoomSize, "max-room-size", r.MaxRoomSize, "largest room a client may ask join-or-create for")
 	fs.IntVar(&r.MaxRooms, "max-rooms", r.MaxRooms, "most rooms this node runs at once")
 	fs.DurationVar(&r.SeatGrace, "seat-grace", r.SeatGrace, "how long a dropped player's seat is held for a resume")
 	fs.DurationVar(&r.EmptyTimeout, "empty-timeout", r.EmptyTimeout, "how long an empty room lives")
