@@ -1,6 +1,7 @@
 package netcode
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -66,10 +67,10 @@ type Stats struct {
 
 // Conn is one client connection. Its methods are safe for concurrent use.
 type Conn struct {
-	srv *Server
-	nc  net.Conn
-	id  uint64
-	log *slog.Logger
+	srv    *Server
+	nc     net.Conn
+	id     uint64
+	client string // from the Hello, for logs; set by the reader before Open
 
 	control    chan outFrame
 	wake       chan struct{} // cap 1: a snapshot waits in slot
@@ -87,7 +88,6 @@ type Conn struct {
 	// Reader goroutine only.
 	rd           *wsframe.Reader
 	dec          *wire.Decoder
-	enc          *wire.Encoder
 	msg          wire.ClientMessage
 	inputs       tokenBucket
 	requests     tokenBucket
@@ -100,6 +100,12 @@ type Conn struct {
 	// Writer goroutine only.
 	wbuf          []byte
 	writeDeadline time.Time
+}
+
+// logger returns a logger for this connection's lifecycle events, built on
+// demand: they are rare, and a logger per connection is not free.
+func (c *Conn) logger() *slog.Logger {
+	return c.srv.log.With("conn", c.id, "remote", c.nc.RemoteAddr().String(), "client", c.client)
 }
 
 // ID returns the connection's id, unique within its server.
@@ -381,7 +387,7 @@ func (c *Conn) serve() {
 		<-c.writerDone
 		_ = c.nc.Close()
 		cause, _ := c.endCause()
-		c.log.Debug("connection closed", "cause", cause)
+		c.logger().Debug("connection closed", "cause", cause)
 		if session != nil {
 			session.Closed(cause)
 		}
@@ -390,7 +396,7 @@ func (c *Conn) serve() {
 	_ = c.nc.SetDeadline(time.Now().Add(c.srv.cfg.HandshakeTimeout))
 	if _, err := c.srv.upgrader.Upgrade(c.nc); err != nil {
 		c.srv.stats.HandshakeFailures.Add(1)
-		c.log.Debug("websocket upgrade failed", "err", err)
+		c.logger().Debug("websocket upgrade failed", "err", err)
 		c.end(fmt.Errorf("netcode: upgrade: %w", err), nil)
 		close(c.writerDone) // the writer never started
 		return
@@ -521,25 +527,29 @@ func (c *Conn) handshake() bool {
 		return false
 	case c.msg.Hello.Version != wire.Version:
 		c.srv.stats.HandshakeFailures.Add(1)
-		c.Send(bytesClone(c.enc.Error(wire.Error{
-			Code:    wire.CodeUnsupportedVersion,
-			Message: fmt.Sprintf("protocol version %d is not supported; this server speaks %d", c.msg.Hello.Version, wire.Version),
-		})))
+		c.sendEncoded(func(e *wire.Encoder) []byte {
+			return e.Error(wire.Error{
+				Code:    wire.CodeUnsupportedVersion,
+				Message: fmt.Sprintf("protocol version %d is not supported; this server speaks %d", c.msg.Hello.Version, wire.Version),
+			})
+		})
 		c.Close(wire.CloseUnsupportedVersion, "unsupported protocol version")
 		return false
 	}
 	cfg := &c.srv.cfg
-	c.Send(bytesClone(c.enc.Welcome(wire.Welcome{
-		Version:     wire.Version,
-		TickRate:    uint32(cfg.TickRate),
-		ServerTime:  time.Now().UnixMilli(),
-		MaxMessage:  uint32(cfg.MaxMessageSize),
-		HeartbeatMs: uint32(cfg.HeartbeatTimeout / time.Millisecond),
-	})))
+	c.sendEncoded(func(e *wire.Encoder) []byte {
+		return e.Welcome(wire.Welcome{
+			Version:     wire.Version,
+			TickRate:    uint32(cfg.TickRate),
+			ServerTime:  time.Now().UnixMilli(),
+			MaxMessage:  uint32(cfg.MaxMessageSize),
+			HeartbeatMs: uint32(cfg.HeartbeatTimeout / time.Millisecond),
+		})
+	})
 	c.welcomed = true
 	c.lastDeadline = time.Now()
 	_ = c.nc.SetReadDeadline(c.lastDeadline.Add(cfg.HeartbeatTimeout))
-	c.log = c.log.With("client", c.msg.Hello.Client)
+	c.client = c.msg.Hello.Client
 	return true
 }
 
@@ -600,7 +610,9 @@ func (c *Conn) dispatch(s Session, p []byte) bool {
 			c.throttledError(now, codeOf(err), err.Error())
 		}
 	case wire.TypePing:
-		c.Send(bytesClone(c.enc.Pong(wire.Pong{ClientTime: m.Ping.ClientTime, ServerTime: time.Now().UnixMilli()})))
+		c.sendEncoded(func(e *wire.Encoder) []byte {
+			return e.Pong(wire.Pong{ClientTime: m.Ping.ClientTime, ServerTime: time.Now().UnixMilli()})
+		})
 	case wire.TypeHello:
 		c.replyError(0, wire.CodeBadRequest, "hello was already received")
 	case wire.TypeJoin, wire.TypeLeave, wire.TypeMessage:
@@ -653,7 +665,7 @@ func (c *Conn) request(s Session, m *wire.ClientMessage) {
 		var j wire.Joined
 		if j, err = s.Join(m.Join); err == nil {
 			j.ReqID = reqID
-			c.Send(bytesClone(c.enc.Joined(j)))
+			c.sendEncoded(func(e *wire.Encoder) []byte { return e.Joined(j) })
 			return
 		}
 	case wire.TypeLeave:
@@ -669,7 +681,7 @@ func (c *Conn) request(s Session, m *wire.ClientMessage) {
 		c.replyError(reqID, codeOf(err), err.Error())
 		return
 	}
-	c.Send(bytesClone(c.enc.OK(wire.OK{ReqID: reqID})))
+	c.sendEncoded(func(e *wire.Encoder) []byte { return e.OK(wire.OK{ReqID: reqID}) })
 }
 
 func codeOf(err error) wire.ErrorCode {
@@ -681,7 +693,7 @@ func codeOf(err error) wire.ErrorCode {
 }
 
 func (c *Conn) replyError(reqID uint32, code wire.ErrorCode, msg string) {
-	c.Send(bytesClone(c.enc.Error(wire.Error{ReqID: reqID, Code: code, Message: msg})))
+	c.sendEncoded(func(e *wire.Encoder) []byte { return e.Error(wire.Error{ReqID: reqID, Code: code, Message: msg}) })
 }
 
 // throttledError reports an error about streamed inputs at most once a second
@@ -697,7 +709,13 @@ func (c *Conn) throttledError(now time.Time, code wire.ErrorCode, msg string) {
 	c.replyError(0, code, msg)
 }
 
-func bytesClone(b []byte) []byte { return append([]byte(nil), b...) }
+// sendEncoded encodes a reply with a pooled encoder and queues a copy.
+func (c *Conn) sendEncoded(encode func(e *wire.Encoder) []byte) {
+	e := c.srv.encoders.Get().(*wire.Encoder)
+	msg := bytes.Clone(encode(e))
+	c.srv.encoders.Put(e)
+	c.Send(msg)
+}
 
 // tokenBucket is a rate limiter used by one goroutine.
 type tokenBucket struct {

@@ -77,7 +77,7 @@ func DefaultServerConfig() ServerConfig {
 		HeartbeatTimeout: 15 * time.Second, // a dead peer is noticed well inside the 10 s seat grace + this
 		WriteTimeout:     5 * time.Second,  // a client not reading for 5 s is gone for a real-time game
 		CloseGrace:       time.Second,      // time for the client's close frame to come back
-		ControlQueue:     64,               // replies and events are rare; 64 unsent means the client is stuck
+		ControlQueue:     32,               // above RequestBurst: a client may pipeline that many requests
 		InputRate:        120,              // twice the default tick rate
 		InputBurst:       60,               // a second's worth at 60 Hz after a network hiccup
 		AbuseFactor:      4,                // 480 dropped inputs a second is nobody's honest client
@@ -103,7 +103,7 @@ func (c *ServerConfig) validate() error {
 	check(c.WriteTimeout > 0, "WriteTimeout must be positive")
 	check(c.CloseGrace > 0, "CloseGrace must be positive")
 	check(c.WriteBuffer >= 0, "WriteBuffer must not be negative")
-	check(c.ControlQueue > 0, "ControlQueue must be positive")
+	check(c.ControlQueue > c.RequestBurst, "ControlQueue %d must exceed RequestBurst %d: each request's reply is queued", c.ControlQueue, c.RequestBurst)
 	check(c.InputRate > 0 && c.InputBurst > 0, "InputRate and InputBurst must be positive")
 	check(c.AbuseFactor >= 1, "AbuseFactor %v must be at least 1", c.AbuseFactor)
 	check(c.RequestRate > 0 && c.RequestBurst > 0, "RequestRate and RequestBurst must be positive")
@@ -127,6 +127,10 @@ type Server struct {
 	log      *slog.Logger
 	upgrader ws.Upgrader
 	stats    ServerStats
+
+	// encoders serves replies, which are rare: pooled rather than one per
+	// connection, whose memory matters at ten thousand connections.
+	encoders sync.Pool
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
@@ -155,6 +159,7 @@ func NewServer(cfg ServerConfig, h Handler) (*Server, error) {
 		listeners: make(map[net.Listener]struct{}),
 		conns:     make(map[*Conn]struct{}),
 	}
+	s.encoders.New = func() any { return wire.NewEncoder() }
 	path := []byte(cfg.Path)
 	s.upgrader = ws.Upgrader{
 		OnRequest: func(uri []byte) error {
@@ -232,14 +237,12 @@ func (s *Server) add(nc net.Conn) bool {
 		srv:        s,
 		nc:         nc,
 		id:         id,
-		log:        s.log.With("conn", id, "remote", nc.RemoteAddr().String()),
 		control:    make(chan outFrame, s.cfg.ControlQueue),
 		wake:       make(chan struct{}, 1),
 		closing:    make(chan struct{}),
 		writerDone: make(chan struct{}),
 		rd:         wsframe.NewReader(nc, s.cfg.MaxMessageSize, true),
 		dec:        wire.NewDecoder(),
-		enc:        wire.NewEncoder(),
 		inputs:     newTokenBucket(s.cfg.InputRate, s.cfg.InputBurst),
 		requests:   newTokenBucket(s.cfg.RequestRate, s.cfg.RequestBurst),
 	}

@@ -59,10 +59,10 @@ func DefaultConfig() Config {
 		MaxRooms:        10_000,
 		EmptyTimeout:    30 * time.Second, // long enough for a lobby to fill
 		SeatGrace:       10 * time.Second, // a phone switching networks comes back within this
-		InputQueue:      32,               // half a second of inputs at 60 Hz
+		InputQueue:      16,               // a quarter second of inputs at 60 Hz
 		MaxInputSize:    64,               // inputs are a few bytes; this bounds the queue's memory
 		MessageQueue:    256,              // chat bursts of a full room
-		SnapshotHistory: 64,               // about a second at 60 Hz
+		SnapshotHistory: 20,               // a third of a second at 60 Hz; a client further behind gets a full snapshot
 		ControlQueue:    64,
 		JoinTimeout:     5 * time.Second,
 		Modes:           map[string]sim.Factory{sim.ArenaMode: arena},

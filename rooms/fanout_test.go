@@ -236,7 +236,7 @@ func waitEvent(t *testing.T, c *client.Client, kind client.EventKind) client.Eve
 // at once on one connection.
 func TestConcurrentRequestsGetTheirOwnReplies(t *testing.T) {
 	ncfg, rcfg := roomstest.Config()
-	ncfg.RequestBurst = 100
+	ncfg.RequestBurst, ncfg.ControlQueue = 100, 128
 	srv := roomstest.Start(t, ncfg, rcfg)
 	c := dial(t, srv.URL, client.DefaultConfig())
 	other := dial(t, srv.URL, client.DefaultConfig())

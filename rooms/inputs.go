@@ -7,27 +7,26 @@ import (
 )
 
 // inputQueue holds one player's inputs until the next tick. A connection's
-// reader pushes; the room drains. Payloads are copied into fixed slots so the
-// queue never allocates after it is made and its memory is bounded.
+// reader pushes; the room drains. Payloads are copied into fixed slots, made
+// on the first input (a player who sends none costs no slots), so the queue
+// never allocates after that and its memory is bounded.
 type inputQueue struct {
-	mu      sync.Mutex
-	seqs    []uint32
-	sizes   []uint8
-	data    []byte // len(seqs) slots of slotSize bytes
-	head, n int
-	lastSeq uint32 // highest seq queued; older or repeated ones are stale
-	dropped uint64 // inputs dropped because the queue was full
+	mu       sync.Mutex
+	capacity int
+	size     int      // bytes per slot
+	seqs     []uint32 // nil until the first input
+	sizes    []uint8
+	data     []byte // capacity slots of size bytes
+	head, n  int
+	lastSeq  uint32 // highest seq queued; older or repeated ones are stale
+	dropped  uint64 // inputs dropped because the queue was full
 }
 
 func newInputQueue(capacity, slotSize int) *inputQueue {
-	return &inputQueue{
-		seqs:  make([]uint32, capacity),
-		sizes: make([]uint8, capacity),
-		data:  make([]byte, capacity*slotSize),
-	}
+	return &inputQueue{capacity: capacity, size: slotSize}
 }
 
-func (q *inputQueue) slotSize() int { return len(q.data) / len(q.seqs) }
+func (q *inputQueue) slotSize() int { return q.size }
 
 // push queues an input. Stale inputs (seq not above the last one) are
 // ignored; when the queue is full the oldest input is dropped, since the
@@ -39,6 +38,11 @@ func (q *inputQueue) push(seq uint32, payload []byte) {
 		return
 	}
 	q.lastSeq = seq
+	if q.seqs == nil {
+		q.seqs = make([]uint32, q.capacity)
+		q.sizes = make([]uint8, q.capacity)
+		q.data = make([]byte, q.capacity*q.size)
+	}
 	if q.n == len(q.seqs) {
 		q.head = (q.head + 1) % len(q.seqs)
 		q.n--
