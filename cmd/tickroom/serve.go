@@ -8,6 +8,8 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
+	"runtime/pprof"
 	"time"
 
 	"github.com/tickroom/tickroom/netcode"
@@ -17,6 +19,7 @@ import (
 // serveConfig is everything serve's flags set.
 type serveConfig struct {
 	listen          string
+	cpuProfile      string
 	logLevel        slog.Level
 	logFormat       string
 	shutdownTimeout time.Duration
@@ -34,6 +37,7 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveConfig, error) {
 	fs.TextVar(&cfg.logLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn or error")
 	fs.StringVar(&cfg.logFormat, "log-format", "text", "log format: text or json")
 	fs.DurationVar(&cfg.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long a graceful shutdown may take")
+	fs.StringVar(&cfg.cpuProfile, "cpu-profile", "", "write a pprof CPU profile of the whole run to this file (for benchmarks)")
 
 	r := &cfg.rooms
 	fs.IntVar(&r.TickRate, "tick-rate", r.TickRate, "room ticks (and snapshots) per second")
@@ -88,6 +92,21 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	log := newLogger(cfg, stderr)
+	if cfg.cpuProfile != "" {
+		f, err := os.Create(cfg.cpuProfile)
+		if err != nil {
+			fmt.Fprintf(stderr, "tickroom serve: %v\n", err)
+			return 1
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintf(stderr, "tickroom serve: cpu profile: %v\n", err)
+			return 1
+		}
+		defer func() {
+			pprof.StopCPUProfile()
+			_ = f.Close()
+		}()
+	}
 	if err := runNode(ctx, cfg, log); err != nil {
 		log.Error("server failed", "err", err)
 		return 1
