@@ -44,6 +44,7 @@
 #   INPUT_BYTES [8]       floor input payload
 #   PHASES ["floor tickroom idle"]  any subset, in any order
 #   BOTS_FLAGS [""]       extra flags for `tickroom bots` in the tickroom phase
+#   SERVE_FLAGS [""]      extra flags for `tickroom serve` (e.g. --cpu-profile FILE)
 #   OUT [bench-results/<UTC timestamp>], relative to the repository root
 # Durations are whole seconds, written 60, 60s or 1m.
 #
@@ -88,6 +89,7 @@ WARMUP_S=$(secs "${WARMUP:-5s}")
 IDLE_DURATION_S=$(secs "${IDLE_DURATION:-30s}")
 PHASES=${PHASES:-floor tickroom idle}
 BOTS_FLAGS=${BOTS_FLAGS:-}
+SERVE_FLAGS=${SERVE_FLAGS:-}
 OUT=${OUT:-bench-results/$(date -u +%Y%m%dT%H%M%SZ)}
 END_MARGIN_S=1  # stop measuring this long before the load generator ends
 MIN_WINDOW_S=5 # refuse windows shorter than this
@@ -192,7 +194,8 @@ record() { echo "$1=$2" >>"$SAMPLES"; }
 # start_server NAME TICK_RATE: starts `tickroom serve` on 127.0.0.1 and sets SERVER_PID and SERVER_URL
 start_server() {
 	local log=$OUT/$1.log i
-	"$OUT/tickroom" serve --listen 127.0.0.1:0 --max-players "$ROOM_SIZE" --tick-rate "$2" \
+	# shellcheck disable=SC2086 # SERVE_FLAGS is split on purpose
+	"$OUT/tickroom" serve --listen 127.0.0.1:0 --max-players "$ROOM_SIZE" --tick-rate "$2" $SERVE_FLAGS \
 		--log-format text 2>"$log" >&2 &
 	SERVER_PID=$!
 	PIDS+=("$SERVER_PID")
