@@ -247,10 +247,10 @@ func (s *Server) add(nc net.Conn) bool {
 		writerDone: make(chan struct{}),
 		// Buffered: a client frame's header, mask and payload then cost one
 		// read syscall rather than three. Small, since inputs are small.
-		rd:         wsframe.NewReader(bufio.NewReaderSize(nc, readBuffer), s.cfg.MaxMessageSize, true),
-		dec:        wire.NewDecoder(),
-		inputs:     newTokenBucket(s.cfg.InputRate, s.cfg.InputBurst),
-		requests:   newTokenBucket(s.cfg.RequestRate, s.cfg.RequestBurst),
+		rd:       wsframe.NewReader(bufio.NewReaderSize(nc, readBuffer), s.cfg.MaxMessageSize, true),
+		dec:      wire.NewDecoder(),
+		inputs:   newTokenBucket(s.cfg.InputRate, s.cfg.InputBurst),
+		requests: newTokenBucket(s.cfg.RequestRate, s.cfg.RequestBurst),
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
