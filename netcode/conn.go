@@ -8,8 +8,10 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"runtime"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/gobwas/ws"
@@ -97,7 +99,18 @@ type Conn struct {
 	abuseWindow  time.Time // start of the second in which abuseDrops counts
 	abuseDrops   int
 
-	// Writer goroutine only.
+	// The socket's writer: whoever holds owner (1) may write, either the
+	// writer goroutine or, on the fast path, the room offering a snapshot.
+	// The room never blocks on the socket: when its non-blocking write does
+	// not go through whole, it leaves the rest in handoffRest, sets handoff
+	// and wakes the writer goroutine, which then owns the socket and
+	// finishes the frame before anything else.
+	owner       atomic.Int32
+	handoff     atomic.Bool
+	handoffRest []byte
+	raw         rawWriter // nil where non-blocking writes are not wired up
+
+	// Owned by the socket's writer (see owner).
 	wbuf          []byte
 	writeDeadline time.Time
 }
@@ -143,6 +156,9 @@ func (c *Conn) Send(msg []byte) {
 // unsent, and asks src for the encoding against the base the client will
 // have when this one is written. It never blocks on the network.
 func (c *Conn) OfferSnapshot(src SnapshotSource, tick uint64, ack uint32) {
+	if c.writeDirect(src, tick, ack) {
+		return
+	}
 	if c.slot.offer(src, tick, ack) {
 		c.stats.SnapshotsReplaced.Add(1)
 	}
@@ -250,11 +266,14 @@ func (c *Conn) writeLoop() {
 	ping := time.NewTicker(c.srv.cfg.PingInterval)
 	defer ping.Stop()
 	for {
+		var ok bool
 		// Control messages go first: replies and events are small and
 		// must not wait behind a snapshot backlog.
 		select {
 		case f := <-c.control:
-			if !c.writeFrame(f.op, f.data) {
+			ok = c.own() && c.writeFrame(f.op, f.data)
+			c.disown()
+			if !ok {
 				return
 			}
 			continue
@@ -262,24 +281,90 @@ func (c *Conn) writeLoop() {
 		}
 		select {
 		case <-c.closing:
-			c.writeClose()
+			if c.own() {
+				c.writeClose()
+			}
+			c.disown()
 			return
 		case f := <-c.control:
-			if !c.writeFrame(f.op, f.data) {
-				return
-			}
+			ok = c.own() && c.writeFrame(f.op, f.data)
 		case <-c.wake:
 			// Replies queued at the same moment go first: a join's
 			// Joined must precede the seat's first snapshot.
-			if !c.flushControl() || !c.writeSnapshot() {
-				return
-			}
+			ok = c.own() && c.flushControl() && c.writeSnapshot()
 		case <-ping.C:
-			if !c.writeFrame(ws.OpPing, nil) {
-				return
-			}
+			ok = c.own() && c.writeFrame(ws.OpPing, nil)
+		}
+		c.disown()
+		if !ok {
+			return
 		}
 	}
+}
+
+// own makes the writer goroutine the socket's writer: at once if the room
+// handed it a frame to finish (which it writes first), else as soon as the
+// room's non-blocking write, if one is under way, is done. It returns false
+// if finishing a handed-over frame failed.
+func (c *Conn) own() bool {
+	for {
+		if c.handoff.Load() {
+			c.handoff.Store(false)
+			return c.write(c.handoffRest)
+		}
+		if c.owner.CompareAndSwap(0, 1) {
+			return true
+		}
+		runtime.Gosched() // the room holds it for one non-blocking syscall
+	}
+}
+
+func (c *Conn) disown() { c.owner.Store(0) }
+
+// writeDirect is the fast path of OfferSnapshot: when nothing is queued for
+// the client and no one is writing, the caller (the room) writes the
+// snapshot itself with one non-blocking write, saving the writer goroutine's
+// wake-up. It reports false, having done nothing, when the fast path does
+// not apply.
+func (c *Conn) writeDirect(src SnapshotSource, tick uint64, ack uint32) bool {
+	if c.raw == nil || !c.owner.CompareAndSwap(0, 1) {
+		return false
+	}
+	s := &c.slot
+	s.mu.Lock()
+	if s.held || s.pending != nil || len(c.control) > 0 || c.isClosing() {
+		s.mu.Unlock()
+		c.disown()
+		return false
+	}
+	f := src.SnapshotFrame(s.posted)
+	s.posted = tick
+	s.mu.Unlock()
+
+	b := c.appendSnapshot(c.wbuf[:0], f, ack)
+	c.wbuf = b
+	n, err := c.raw.writeNonBlocking(b)
+	c.stats.BytesOut.Add(uint64(n))
+	switch {
+	case err == nil && n == len(b):
+		c.stats.MessagesOut.Add(1)
+		c.disown()
+	case err == nil || errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EINTR):
+		// The socket buffer is full: the writer goroutine finishes the
+		// frame, blocking as long as WriteTimeout allows.
+		c.stats.MessagesOut.Add(1)
+		c.handoffRest = b[n:]
+		c.handoff.Store(true)
+		select {
+		case c.wake <- struct{}{}:
+		default:
+		}
+	default:
+		c.end(fmt.Errorf("netcode: write: %w", err), nil)
+		_ = c.nc.Close() // unblocks the reader
+		c.disown()
+	}
+	return true
 }
 
 // flushControl writes every control message already queued.
@@ -301,13 +386,17 @@ func (c *Conn) writeSnapshot() bool {
 	if f == nil {
 		return true
 	}
+	c.wbuf = c.appendSnapshot(c.wbuf[:0], f, ack)
+	return c.write(c.wbuf)
+}
+
+// appendSnapshot appends the frame of snapshot f with the player's ack.
+func (c *Conn) appendSnapshot(b []byte, f *SnapshotFrame, ack uint32) []byte {
 	var head [8]byte
 	h := wire.AppendSnapshotHead(head[:0], ack)
-	b := wsframe.AppendHeader(c.wbuf[:0], ws.OpBinary, len(h)+len(f.Body), nil)
+	b = wsframe.AppendHeader(b, ws.OpBinary, len(h)+len(f.Body), nil)
 	b = append(b, h...)
-	b = append(b, f.Body...)
-	c.wbuf = b
-	return c.write(b)
+	return append(b, f.Body...)
 }
 
 func (c *Conn) writeFrame(op ws.OpCode, data []byte) bool {
@@ -317,11 +406,17 @@ func (c *Conn) writeFrame(op ws.OpCode, data []byte) bool {
 	return c.write(b)
 }
 
-// write writes one whole frame. It renews the write deadline only when less
-// than half of WriteTimeout is left, to keep timer updates off most writes.
+// write writes one whole frame, blocking for at most WriteTimeout. With the
+// fast path (c.raw) it sets the deadline for this write and clears it after,
+// since the fast path's non-blocking writes would fail on an expired
+// deadline; this path is then the rare one. Without it, every snapshot comes
+// here, so the deadline is renewed only when less than half is left.
 func (c *Conn) write(b []byte) bool {
 	now := time.Now()
-	if c.writeDeadline.Sub(now) < c.srv.cfg.WriteTimeout/2 {
+	if c.raw != nil {
+		_ = c.nc.SetWriteDeadline(now.Add(c.srv.cfg.WriteTimeout))
+		defer func() { _ = c.nc.SetWriteDeadline(time.Time{}) }()
+	} else if c.writeDeadline.Sub(now) < c.srv.cfg.WriteTimeout/2 {
 		c.writeDeadline = now.Add(c.srv.cfg.WriteTimeout)
 		_ = c.nc.SetWriteDeadline(c.writeDeadline)
 	}

@@ -251,6 +251,7 @@ func (s *Server) add(nc net.Conn) bool {
 		dec:      wire.NewDecoder(),
 		inputs:   newTokenBucket(s.cfg.InputRate, s.cfg.InputBurst),
 		requests: newTokenBucket(s.cfg.RequestRate, s.cfg.RequestBurst),
+		raw:      newRawWriter(nc),
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
