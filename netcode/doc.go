@@ -8,10 +8,18 @@
 // two goroutines, both owned by the Server and waited for by Shutdown: a
 // reader, which performs the handshake, decodes frames and calls the
 // connection's Session (so Session methods for one connection are never
-// concurrent), and a writer, which is the only goroutine that writes to the
-// socket. Other goroutines talk to a connection through non-blocking methods:
-// Send queues a control message in a small bounded queue (a client too slow
-// to drain it is disconnected with wire.CloseSlowConsumer); OfferSnapshot
-// puts a snapshot in a one-slot mailbox where a newer snapshot replaces an
-// unsent one, so a slow client costs neither memory nor the room's time.
+// concurrent), and a writer, which writes replies, events, pings and
+// snapshots. Other goroutines talk to a connection through non-blocking
+// methods: Send queues a control message in a small bounded queue (a client
+// too slow to drain it is disconnected with wire.CloseSlowConsumer);
+// OfferSnapshot puts a snapshot in a one-slot mailbox where a newer snapshot
+// replaces an unsent one, so a slow client costs neither memory nor the
+// room's time.
+//
+// Fast path: when nothing is queued for a connection and its writer is
+// idle, OfferSnapshot writes the snapshot on the caller's goroutine with one
+// non-blocking write, sparing the writer's wake-up (the largest per-player
+// cost of a tick). A write that does not go through whole hands the socket,
+// and the rest of the frame, to the writer. One atomic says who owns the
+// socket, so frames never interleave.
 package netcode
