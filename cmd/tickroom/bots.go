@@ -23,9 +23,10 @@ const (
 )
 
 type botsFlags struct {
-	cfg   bots.Config
-	gates bots.Gates
-	json  string
+	cfg        bots.Config
+	gates      bots.Gates
+	json       string
+	cpuProfile string
 }
 
 func parseBotsFlags(args []string, stderr io.Writer) (*botsFlags, error) {
@@ -45,6 +46,7 @@ func parseBotsFlags(args []string, stderr io.Writer) (*botsFlags, error) {
 	fs.Uint64Var(&c.Seed, "seed", c.Seed, "seed for the bots' movement, for repeatable runs")
 	fs.StringVar(&c.Mode, "mode", c.Mode, "game mode to join-or-create")
 	fs.StringVar(&f.json, "json", "", "write the report as JSON to this file")
+	fs.StringVar(&f.cpuProfile, "cpu-profile", "", "write a pprof CPU profile of the bots to this file")
 	fs.DurationVar(&f.gates.MaxP99Gap, "max-p99-gap", 0, "SLO gate: fail if the p99 snapshot gap exceeds this (0: off)")
 	fs.DurationVar(&f.gates.MaxP99Latency, "max-p99-latency", 0, "SLO gate: fail if the p99 input-to-applied latency exceeds this (0: off)")
 	fs.IntVar(&f.gates.MaxErrors, "max-errors", -1, "SLO gate: fail if errors exceed this (-1: off)")
@@ -75,7 +77,13 @@ func runBots(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	f.cfg.Progress = progressPrinter(stderr)
+	stop, err := startCPUProfile(f.cpuProfile)
+	if err != nil {
+		fmt.Fprintf(stderr, "tickroom bots: %v\n", err)
+		return exitFailed
+	}
 	rep, err := bots.Run(ctx, f.cfg)
+	stop()
 	if err != nil {
 		fmt.Fprintf(stderr, "\ntickroom bots: %v\n", err)
 		if errors.Is(err, bots.ErrUnreachable) {
