@@ -105,8 +105,12 @@ type Conn struct {
 	// not go through whole, it leaves the rest in handoffRest, sets handoff
 	// and wakes the writer goroutine, which then owns the socket and
 	// finishes the frame before anything else.
-	owner       atomic.Int32
-	handoff     atomic.Bool
+	owner   atomic.Int32
+	handoff atomic.Bool
+	// queued counts control frames sent to c.control and not yet written:
+	// unlike len(c.control), it still counts a frame the writer has taken
+	// but not written, so the fast path cannot overtake it.
+	queued      atomic.Int32
 	handoffRest []byte
 	raw         rawWriter // nil where non-blocking writes are not wired up
 
@@ -143,12 +147,30 @@ func (c *Conn) Send(msg []byte) {
 		return
 	default:
 	}
-	select {
-	case c.control <- outFrame{op: ws.OpBinary, data: msg}:
-	default:
+	if !c.enqueue(outFrame{op: ws.OpBinary, data: msg}) {
 		c.srv.stats.SlowConsumers.Add(1)
 		c.Close(wire.CloseSlowConsumer, "client reads too slowly: control queue overflow")
 	}
+}
+
+// enqueue queues a control frame without blocking; false if the queue is full.
+func (c *Conn) enqueue(f outFrame) bool {
+	c.queued.Add(1)
+	select {
+	case c.control <- f:
+		return true
+	default:
+		c.queued.Add(-1)
+		return false
+	}
+}
+
+// writeControl writes a control frame taken from c.control. The caller owns
+// the socket.
+func (c *Conn) writeControl(f outFrame) bool {
+	ok := c.writeFrame(f.op, f.data)
+	c.queued.Add(-1)
+	return ok
 }
 
 // OfferSnapshot offers the snapshot of tick to the client, with ack as the
@@ -271,7 +293,7 @@ func (c *Conn) writeLoop() {
 		// must not wait behind a snapshot backlog.
 		select {
 		case f := <-c.control:
-			ok = c.own() && c.writeFrame(f.op, f.data)
+			ok = c.own() && c.writeControl(f)
 			c.disown()
 			if !ok {
 				return
@@ -287,7 +309,7 @@ func (c *Conn) writeLoop() {
 			c.disown()
 			return
 		case f := <-c.control:
-			ok = c.own() && c.writeFrame(f.op, f.data)
+			ok = c.own() && c.writeControl(f)
 		case <-c.wake:
 			// Replies queued at the same moment go first: a join's
 			// Joined must precede the seat's first snapshot.
@@ -315,7 +337,9 @@ func (c *Conn) own() bool {
 		if c.owner.CompareAndSwap(0, 1) {
 			return true
 		}
-		runtime.Gosched() // the room holds it for one non-blocking syscall
+		// The room holds it for one non-blocking write, and for encoding the
+		// snapshot if it is the first of its tick with that base.
+		runtime.Gosched()
 	}
 }
 
@@ -324,15 +348,16 @@ func (c *Conn) disown() { c.owner.Store(0) }
 // writeDirect is the fast path of OfferSnapshot: when nothing is queued for
 // the client and no one is writing, the caller (the room) writes the
 // snapshot itself with one non-blocking write, saving the writer goroutine's
-// wake-up. It reports false, having done nothing, when the fast path does
-// not apply.
+// wake-up. "Nothing queued" counts control frames queued and not yet written
+// (queued), so a Joined or an event queued before the offer goes first. It
+// reports false, having done nothing, when the fast path does not apply.
 func (c *Conn) writeDirect(src SnapshotSource, tick uint64, ack uint32) bool {
 	if c.raw == nil || !c.owner.CompareAndSwap(0, 1) {
 		return false
 	}
 	s := &c.slot
 	s.mu.Lock()
-	if s.held || s.pending != nil || len(c.control) > 0 || c.isClosing() {
+	if s.held || s.pending != nil || c.queued.Load() > 0 || c.isClosing() {
 		s.mu.Unlock()
 		c.disown()
 		return false
@@ -351,8 +376,7 @@ func (c *Conn) writeDirect(src SnapshotSource, tick uint64, ack uint32) bool {
 		c.disown()
 	case err == nil || errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EINTR):
 		// The socket buffer is full: the writer goroutine finishes the
-		// frame, blocking as long as WriteTimeout allows.
-		c.stats.MessagesOut.Add(1)
+		// frame, blocking as long as WriteTimeout allows (and counts it).
 		c.handoffRest = b[n:]
 		c.handoff.Store(true)
 		select {
@@ -372,7 +396,7 @@ func (c *Conn) flushControl() bool {
 	for {
 		select {
 		case f := <-c.control:
-			if !c.writeFrame(f.op, f.data) {
+			if !c.writeControl(f) {
 				return false
 			}
 		default:
@@ -537,9 +561,7 @@ func (c *Conn) next() ([]byte, bool) {
 		case ws.OpText:
 			c.Close(wire.CloseUnsupportedData, "text frames are not supported: send binary MessagePack")
 		case ws.OpPing:
-			select {
-			case c.control <- outFrame{op: ws.OpPong, data: append([]byte(nil), p...)}:
-			default:
+			if !c.enqueue(outFrame{op: ws.OpPong, data: append([]byte(nil), p...)}) {
 				c.Close(wire.CloseSlowConsumer, "client reads too slowly: control queue overflow")
 			}
 		case ws.OpPong:

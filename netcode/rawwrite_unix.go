@@ -47,9 +47,10 @@ func (w *fdWriter) write(fd uintptr) bool {
 
 func (w *fdWriter) writeNonBlocking(b []byte) (int, error) {
 	w.buf = b
-	if err := w.rc.Write(w.fn); err != nil {
+	err := w.rc.Write(w.fn)
+	w.buf = nil
+	if err != nil {
 		return 0, err // the connection is closed
 	}
-	w.buf = nil
 	return max(w.n, 0), w.err
 }
