@@ -53,13 +53,7 @@ func parseBotsFlags(args []string, stderr io.Writer) (*botsFlags, error) {
 	fs.IntVar(&f.gates.MaxDrops, "max-drops", -1, "SLO gate: fail if connection drops exceed this (-1: off)")
 	fs.Float64Var(&f.gates.MinSnapshotRate, "min-snapshot-rate", 0, "SLO gate: fail if snapshots per bot per second fall below this (0: off)")
 
-	if err := fs.Parse(args); err != nil {
-		return nil, err
-	}
-	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected arguments: %v", fs.Args())
-	}
-	if err := applyEnv(fs); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		return nil, err
 	}
 	c.Behavior = bots.Behavior(*behavior)

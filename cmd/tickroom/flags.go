@@ -7,6 +7,18 @@ import (
 	"strings"
 )
 
+// parseArgs parses a subcommand's arguments into fs, refuses positional
+// arguments, then sets the flags not given from their environment variables.
+func parseArgs(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments: %v", fs.Args())
+	}
+	return applyEnv(fs)
+}
+
 // envName returns the environment variable that can set flag name.
 func envName(name string) string {
 	return "TICKROOM_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))

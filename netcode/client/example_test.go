@@ -33,11 +33,13 @@ func Example() {
 	}
 	fmt.Println("playing as", seat.Player, "in room", seat.RoomID)
 
+	tick := time.NewTicker(time.Second / 60)
+	defer tick.Stop()
 	for range 60 { // one second of input at 60 Hz
+		<-tick.C
 		if _, err := c.SendInput([]byte{sim.ArenaRight}); err != nil {
 			log.Print(err) // client.ErrNotConnected while it reconnects
 		}
-		time.Sleep(time.Second / 60)
 	}
 	for _, e := range c.State().Entities {
 		fmt.Printf("player %d at (%.2f, %.2f)\n", e.ID, float64(e.Fields[0])/100, float64(e.Fields[1])/100)
