@@ -26,10 +26,9 @@ type bot struct {
 	joinedAt time.Time     // set before the bot is published to the drivers
 
 	// Driver goroutine only.
-	rng       *rand.Rand
-	seq       uint32 // the seq of the last input sent
-	nextTurn  time.Time
-	sendFails int
+	rng      *rand.Rand
+	seq      uint32 // the seq of the last input sent
+	nextTurn time.Time
 
 	// Written by the driver, read by the client goroutine.
 	sent [sentRing]atomic.Int64 // Unix ns an input was sent, by seq % sentRing

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -112,7 +113,7 @@ func newRoom(reg *Registry, id string, opts RoomOptions, factory sim.Factory) (*
 		mode:       opts.Mode,
 		maxPlayers: maxPlayers,
 		private:    opts.Private,
-		metadata:   maps(opts.Metadata),
+		metadata:   maps.Clone(opts.Metadata),
 		created:    time.Now(),
 		reg:        reg,
 		log:        reg.log.With("room", id, "mode", opts.Mode),
@@ -128,14 +129,6 @@ func newRoom(reg *Registry, id string, opts RoomOptions, factory sim.Factory) (*
 		enc:        wire.NewEncoder(),
 	}
 	return r, nil
-}
-
-func maps(m map[string]string) map[string]string {
-	out := make(map[string]string, len(m))
-	for k, v := range m {
-		out[k] = v
-	}
-	return out
 }
 
 // ID returns the room's id.
