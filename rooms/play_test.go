@@ -54,12 +54,18 @@ func TestTwoClientsSeeEachOtherMove(t *testing.T) {
 		return ok
 	}, 5*time.Second, 10*time.Millisecond)
 
-	seq, err := alice.SendInput([]byte{sim.ArenaRight})
+	// Spawn points are random: move away from the nearer wall, so there
+	// is room to go.
+	dir, sign := byte(sim.ArenaRight), int32(1)
+	if start.Fields[0] > sim.DefaultArenaConfig().Width/2 {
+		dir, sign = sim.ArenaLeft, -1
+	}
+	seq, err := alice.SendInput([]byte{dir})
 	require.NoError(t, err)
 	require.Eventually(t, func() bool {
 		e, ok := entity(bob.State(), ja.Player)
-		return ok && e.Fields[0] > start.Fields[0]+100 && e.Fields[1] == start.Fields[1]
-	}, 5*time.Second, 10*time.Millisecond, "Bob sees Alice move right")
+		return ok && sign*(e.Fields[0]-start.Fields[0]) > 100 && e.Fields[1] == start.Fields[1]
+	}, 5*time.Second, 10*time.Millisecond, "Bob sees Alice move")
 	require.Eventually(t, func() bool { return alice.State().Ack >= seq }, 5*time.Second, 10*time.Millisecond,
 		"Alice's snapshots acknowledge her input")
 }
