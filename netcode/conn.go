@@ -2,6 +2,8 @@ package netcode
 
 import (
 	"bytes"
+	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -85,7 +87,10 @@ type Conn struct {
 	cause     error       // the first reason the connection ended
 	send      *CloseError // the close frame the writer sends, nil for none
 
-	stats Stats
+	stats  Stats
+	opened time.Time
+	label  atomic.Pointer[string]
+	rtt    atomic.Int64 // nanoseconds, from the last ping answered; 0 if none yet
 
 	// Reader goroutine only.
 	rd           *wsframe.Reader
@@ -133,6 +138,23 @@ func (c *Conn) RemoteAddr() net.Addr { return c.nc.RemoteAddr() }
 
 // Stats returns the connection's counters.
 func (c *Conn) Stats() *Stats { return &c.stats }
+
+// RTT returns the round-trip time measured by the last heartbeat ping the
+// client answered, or 0 before the first.
+func (c *Conn) RTT() time.Duration { return time.Duration(c.rtt.Load()) }
+
+// SetLabel sets a short description of what the connection is for (the
+// Handler's business: rooms sets the room and player), shown in its logs and
+// in RecentDisconnects.
+func (c *Conn) SetLabel(label string) { c.label.Store(&label) }
+
+// Label returns what SetLabel set, or "".
+func (c *Conn) Label() string {
+	if p := c.label.Load(); p != nil {
+		return *p
+	}
+	return ""
+}
 
 // Done is closed when the connection starts closing.
 func (c *Conn) Done() <-chan struct{} { return c.closing }
@@ -287,6 +309,7 @@ func (c *Conn) writeLoop() {
 	defer close(c.writerDone)
 	ping := time.NewTicker(c.srv.cfg.PingInterval)
 	defer ping.Stop()
+	var stamp [8]byte // a ping carries its send time, which the pong echoes
 	for {
 		var ok bool
 		// Control messages go first: replies and events are small and
@@ -315,7 +338,8 @@ func (c *Conn) writeLoop() {
 			// Joined must precede the seat's first snapshot.
 			ok = c.own() && c.flushControl() && c.writeSnapshot()
 		case <-ping.C:
-			ok = c.own() && c.writeFrame(ws.OpPing, nil)
+			binary.BigEndian.PutUint64(stamp[:], uint64(time.Since(c.srv.epoch)))
+			ok = c.own() && c.writeFrame(ws.OpPing, stamp[:])
 		}
 		c.disown()
 		if !ok {
@@ -506,10 +530,10 @@ func (c *Conn) serve() {
 		<-c.writerDone
 		_ = c.nc.Close()
 		cause, _ := c.endCause()
-		c.logger().Debug("connection closed", "cause", cause)
 		if session != nil {
 			session.Closed(cause)
 		}
+		c.recordEnd(cause)
 		c.srv.remove(c)
 	}()
 	_ = c.nc.SetDeadline(time.Now().Add(c.srv.cfg.HandshakeTimeout))
@@ -565,7 +589,15 @@ func (c *Conn) next() ([]byte, bool) {
 				c.Close(wire.CloseSlowConsumer, "client reads too slowly: control queue overflow")
 			}
 		case ws.OpPong:
-			// The deadline renewal above is all a pong is for.
+			// Besides renewing the deadline above, a pong to one of our
+			// pings gives the RTT. A client may send anything here, so
+			// implausible values are ignored.
+			if len(p) == 8 {
+				rtt := time.Since(c.srv.epoch) - time.Duration(binary.BigEndian.Uint64(p))
+				if rtt >= 0 && rtt < time.Minute {
+					c.rtt.Store(int64(rtt))
+				}
+			}
 		case ws.OpClose:
 			code, reason, err := wsframe.ParseClose(p)
 			if err != nil {
@@ -667,7 +699,40 @@ func (c *Conn) handshake() bool {
 	c.lastDeadline = time.Now()
 	_ = c.nc.SetReadDeadline(c.lastDeadline.Add(cfg.HeartbeatTimeout))
 	c.client = c.msg.Hello.Client
+	c.logger().Info("connection opened")
 	return true
+}
+
+// recordEnd counts and logs the connection's end, once, on the reader
+// goroutine. Failed handshakes (port scanners, health checks) log at debug
+// level only, so they cannot flood the log.
+func (c *Conn) recordEnd(cause error) {
+	reason := classify(cause, c.welcomed)
+	c.srv.stats.disconnects[reason].Add(1)
+	d := Disconnect{
+		Time:     time.Now(),
+		Conn:     c.id,
+		Remote:   c.nc.RemoteAddr().String(),
+		Client:   c.client,
+		Label:    c.Label(),
+		Reason:   reason,
+		Duration: time.Since(c.opened),
+	}
+	var ce *CloseError
+	if errors.As(cause, &ce) {
+		d.Code, d.Detail = ce.Code, ce.Reason
+	} else if cause != nil {
+		d.Detail = cause.Error()
+	}
+	level := slog.LevelInfo
+	if !c.welcomed {
+		level = slog.LevelDebug
+	} else {
+		c.srv.recent.add(d)
+	}
+	c.logger().Log(context.Background(), level, "connection closed",
+		"reason", reason.String(), "code", int(d.Code), "detail", d.Detail,
+		"label", d.Label, "duration", d.Duration.Round(time.Millisecond))
 }
 
 func isTimeout(err error) bool {

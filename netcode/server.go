@@ -62,6 +62,8 @@ type ServerConfig struct {
 	// RequestRate and RequestBurst limit joins, leaves and room messages.
 	RequestRate  float64
 	RequestBurst int
+	// DisconnectLog is how many recent disconnects RecentDisconnects keeps.
+	DisconnectLog int
 	// Logger receives connection lifecycle logs; nil discards them.
 	Logger *slog.Logger
 }
@@ -84,6 +86,7 @@ func DefaultServerConfig() ServerConfig {
 		AbuseFactor:      4,                // 480 dropped inputs a second is nobody's honest client
 		RequestRate:      20,               // joins, leaves, chat
 		RequestBurst:     20,
+		DisconnectLog:    100,
 	}
 }
 
@@ -108,6 +111,7 @@ func (c *ServerConfig) validate() error {
 	check(c.InputRate > 0 && c.InputBurst > 0, "InputRate and InputBurst must be positive")
 	check(c.AbuseFactor >= 1, "AbuseFactor %v must be at least 1", c.AbuseFactor)
 	check(c.RequestRate > 0 && c.RequestBurst > 0, "RequestRate and RequestBurst must be positive")
+	check(c.DisconnectLog >= 0, "DisconnectLog must not be negative")
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("netcode: invalid server config: %w", err)
 	}
@@ -122,6 +126,33 @@ type ServerStats struct {
 	Accepted          atomic.Uint64
 	HandshakeFailures atomic.Uint64
 	SlowConsumers     atomic.Uint64
+	disconnects       [numReasons]atomic.Uint64
+}
+
+// Disconnects returns how many connections ended for reason.
+func (s *ServerStats) Disconnects(reason DisconnectReason) uint64 {
+	if reason >= numReasons {
+		return 0
+	}
+	return s.disconnects[reason].Load()
+}
+
+// Totals are the server's traffic counters summed over every connection it
+// has had, open and closed.
+type Totals struct {
+	BytesIn, BytesOut       uint64
+	MessagesIn, MessagesOut uint64
+	SnapshotsReplaced       uint64
+	InputsDropped           uint64
+}
+
+func (t *Totals) add(s *Stats) {
+	t.BytesIn += s.BytesIn.Load()
+	t.BytesOut += s.BytesOut.Load()
+	t.MessagesIn += s.MessagesIn.Load()
+	t.MessagesOut += s.MessagesOut.Load()
+	t.SnapshotsReplaced += s.SnapshotsReplaced.Load()
+	t.InputsDropped += s.InputsDropped.Load()
 }
 
 // Server accepts WebSocket connections and runs the protocol on them.
@@ -131,6 +162,8 @@ type Server struct {
 	log      *slog.Logger
 	upgrader ws.Upgrader
 	stats    ServerStats
+	epoch    time.Time // pings carry the time since epoch, to measure RTT
+	recent   disconnectLog
 
 	// encoders serves replies, which are rare: pooled rather than one per
 	// connection, whose memory matters at ten thousand connections.
@@ -139,6 +172,7 @@ type Server struct {
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
 	conns     map[*Conn]struct{}
+	retired   Totals // the traffic of closed connections
 	closed    bool
 	wg        sync.WaitGroup // connection goroutines
 	nextID    atomic.Uint64
@@ -162,6 +196,8 @@ func NewServer(cfg ServerConfig, h Handler) (*Server, error) {
 		log:       log,
 		listeners: make(map[net.Listener]struct{}),
 		conns:     make(map[*Conn]struct{}),
+		epoch:     time.Now(),
+		recent:    disconnectLog{ring: make([]Disconnect, cfg.DisconnectLog)},
 	}
 	s.encoders.New = func() any { return wire.NewEncoder() }
 	path := []byte(cfg.Path)
@@ -241,6 +277,7 @@ func (s *Server) add(nc net.Conn) bool {
 		srv:        s,
 		nc:         nc,
 		id:         id,
+		opened:     time.Now(),
 		control:    make(chan outFrame, s.cfg.ControlQueue),
 		wake:       make(chan struct{}, 1),
 		closing:    make(chan struct{}),
@@ -267,9 +304,26 @@ func (s *Server) add(nc net.Conn) bool {
 func (s *Server) remove(c *Conn) {
 	s.mu.Lock()
 	delete(s.conns, c)
+	s.retired.add(&c.stats)
 	s.mu.Unlock()
 	s.wg.Done()
 }
+
+// Totals returns the traffic counters summed over every connection, open and
+// closed. It visits each open connection: call it for a scrape, not a tick.
+func (s *Server) Totals() Totals {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t := s.retired
+	for c := range s.conns {
+		t.add(&c.stats)
+	}
+	return t
+}
+
+// RecentDisconnects returns the last ServerConfig.DisconnectLog connections
+// that ended, newest first.
+func (s *Server) RecentDisconnects() []Disconnect { return s.recent.recent() }
 
 // Conns returns the number of open connections.
 func (s *Server) Conns() int {

@@ -107,6 +107,14 @@ var (
 	ErrTooManyRooms = errors.New("rooms: too many rooms")
 	ErrBadToken     = errors.New("rooms: unknown or expired reconnect token")
 	ErrClosed       = errors.New("rooms: registry closed")
+	// ErrInvalidOptions: RoomOptions out of the configured bounds.
+	ErrInvalidOptions = errors.New("rooms: invalid room options")
+	ErrPlayerNotFound = errors.New("rooms: player not found")
+	// ErrAlreadyPaused, ErrNotPaused and ErrStepping: a pause, resume or
+	// step that does not fit the room's state.
+	ErrAlreadyPaused = errors.New("rooms: room already paused")
+	ErrNotPaused     = errors.New("rooms: room not paused")
+	ErrStepping      = errors.New("rooms: room still stepping")
 	// ErrRoomUnresponsive: the room's control queue stayed full; the
 	// request was not taken.
 	ErrRoomUnresponsive = errors.New("rooms: room unresponsive")

@@ -18,6 +18,7 @@ const (
 type Histogram struct {
 	counts   [histogramBuckets + 1]atomic.Uint64
 	total    atomic.Uint64
+	sumNanos atomic.Int64
 	maxNanos atomic.Int64
 }
 
@@ -27,6 +28,7 @@ func (h *Histogram) Record(d time.Duration) {
 	i := min(int(d/histogramStep), histogramBuckets)
 	h.counts[i].Add(1)
 	h.total.Add(1)
+	h.sumNanos.Add(int64(d))
 	for {
 		m := h.maxNanos.Load()
 		if int64(d) <= m || h.maxNanos.CompareAndSwap(m, int64(d)) {
@@ -71,6 +73,7 @@ func (h *Histogram) Merge(o *Histogram) {
 		h.counts[i].Add(o.counts[i].Load())
 	}
 	h.total.Add(o.total.Load())
+	h.sumNanos.Add(o.sumNanos.Load())
 	for {
 		m, om := h.maxNanos.Load(), o.maxNanos.Load()
 		if om <= m || h.maxNanos.CompareAndSwap(m, om) {
@@ -87,6 +90,7 @@ func HistogramDiff(h, earlier *Histogram) *Histogram {
 		d.counts[i].Store(h.counts[i].Load() - earlier.counts[i].Load())
 	}
 	d.total.Store(h.total.Load() - earlier.total.Load())
+	d.sumNanos.Store(h.sumNanos.Load() - earlier.sumNanos.Load())
 	d.maxNanos.Store(h.maxNanos.Load())
 	return &d
 }

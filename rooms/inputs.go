@@ -19,7 +19,6 @@ type inputQueue struct {
 	data     []byte // capacity slots of size bytes
 	head, n  int
 	lastSeq  uint32 // highest seq queued; older or repeated ones are stale
-	dropped  uint64 // inputs dropped because the queue was full
 }
 
 func newInputQueue(capacity, slotSize int) *inputQueue {
@@ -30,12 +29,13 @@ func (q *inputQueue) slotSize() int { return q.size }
 
 // push queues an input. Stale inputs (seq not above the last one) are
 // ignored; when the queue is full the oldest input is dropped, since the
-// newest says best what the player wants now. payload must fit a slot.
-func (q *inputQueue) push(seq uint32, payload []byte) {
+// newest says best what the player wants now. payload must fit a slot. It
+// reports whether an input was dropped to make room.
+func (q *inputQueue) push(seq uint32, payload []byte) (dropped bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if seq <= q.lastSeq {
-		return
+		return false
 	}
 	q.lastSeq = seq
 	if q.seqs == nil {
@@ -46,22 +46,22 @@ func (q *inputQueue) push(seq uint32, payload []byte) {
 	if q.n == len(q.seqs) {
 		q.head = (q.head + 1) % len(q.seqs)
 		q.n--
-		q.dropped++
+		dropped = true
 	}
 	i := (q.head + q.n) % len(q.seqs)
 	q.seqs[i] = seq
 	q.sizes[i] = uint8(len(payload))
 	copy(q.data[i*q.slotSize():], payload)
 	q.n++
+	return dropped
 }
 
 // drain appends the queued inputs of player p to t.Inputs, copying payloads
-// into *arena, and empties the queue. It returns the highest seq drained, or
-// 0 if there was none.
-func (q *inputQueue) drain(p sim.PlayerID, t *sim.Tick, arena *[]byte) uint32 {
+// into *arena, and empties the queue. It returns the highest seq drained (0
+// if there was none) and how many inputs were queued.
+func (q *inputQueue) drain(p sim.PlayerID, t *sim.Tick, arena *[]byte) (last uint32, n int) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	var last uint32
 	size := q.slotSize()
 	for k := range q.n {
 		i := (q.head + k) % len(q.seqs)
@@ -70,8 +70,9 @@ func (q *inputQueue) drain(p sim.PlayerID, t *sim.Tick, arena *[]byte) uint32 {
 		t.Inputs = append(t.Inputs, sim.Input{Player: p, Seq: q.seqs[i], Data: (*arena)[start:len(*arena):len(*arena)]})
 		last = q.seqs[i]
 	}
+	n = q.n
 	q.head, q.n = 0, 0
-	return last
+	return last, n
 }
 
 // messageQueue holds a room's messages until the next tick.

@@ -23,7 +23,9 @@ type Registry struct {
 	mu     sync.Mutex
 	rooms  map[string]*Room
 	order  []*Room // creation order: join-or-create fills older rooms first
+	seq    uint64  // rooms created
 	closed bool
+	stats  NodeStats
 	wg     sync.WaitGroup // room goroutines
 }
 
@@ -42,6 +44,20 @@ func NewRegistry(cfg Config) (*Registry, error) {
 // Config returns the registry's configuration.
 func (g *Registry) Config() Config { return g.cfg }
 
+// Stats returns the counters over all the registry's rooms.
+func (g *Registry) Stats() *NodeStats { return &g.stats }
+
+// Players returns the seats taken in all rooms, held seats included.
+func (g *Registry) Players() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	n := 0
+	for _, r := range g.order {
+		n += r.Players()
+	}
+	return n
+}
+
 // Create starts a new room.
 func (g *Registry) Create(opts RoomOptions) (*Room, error) {
 	g.mu.Lock()
@@ -56,8 +72,8 @@ func (g *Registry) createLocked(opts RoomOptions) (*Room, error) {
 		return nil, ErrClosed
 	case !ok:
 		return nil, fmt.Errorf("%w: %q (this server runs %s)", ErrUnknownMode, opts.Mode, strings.Join(g.Modes(), ", "))
-	case opts.MaxPlayers < 0:
-		return nil, fmt.Errorf("rooms: MaxPlayers %d must not be negative", opts.MaxPlayers)
+	case opts.MaxPlayers < 0 || opts.MaxPlayers > g.cfg.MaxRoomSize:
+		return nil, fmt.Errorf("%w: MaxPlayers %d must be in 0..%d", ErrInvalidOptions, opts.MaxPlayers, g.cfg.MaxRoomSize)
 	case len(g.rooms) >= g.cfg.MaxRooms:
 		return nil, fmt.Errorf("%w: at most %d", ErrTooManyRooms, g.cfg.MaxRooms)
 	}
@@ -69,6 +85,9 @@ func (g *Registry) createLocked(opts RoomOptions) (*Room, error) {
 	if err != nil {
 		return nil, err
 	}
+	g.seq++
+	r.seq = g.seq
+	g.stats.RoomsCreated.Add(1)
 	g.rooms[id] = r
 	g.order = append(g.order, r)
 	g.wg.Add(1)
@@ -291,7 +310,14 @@ func (s *session) Input(in wire.Input) error {
 	if len(in.Payload) > s.reg.cfg.MaxInputSize {
 		return netcode.Reply(wire.CodeTooLarge, "input payload of %d bytes, at most %d", len(in.Payload), s.reg.cfg.MaxInputSize)
 	}
-	m.inputs.push(in.Seq, in.Payload)
+	if m.inputs.push(in.Seq, in.Payload) {
+		// Rare (a queue overflows only when the room falls behind or the
+		// client bursts), so the shared counters cost the common path nothing.
+		if r := s.room.Load(); r != nil {
+			r.stats.InputsDropped.Add(1)
+		}
+		s.reg.stats.InputsDropped.Add(1)
+	}
 	return nil
 }
 

@@ -33,17 +33,10 @@ type RoomOptions struct {
 	Metadata   map[string]string // free-form, shown to operators
 }
 
-// TickStats are a room's tick counters, safe to read at any time.
-type TickStats struct {
-	Ticks    atomic.Uint64 // ticks run
-	Overruns atomic.Uint64 // tick slots skipped because the loop fell a period or more behind
-	Lateness Histogram     // how late each tick started against its schedule
-	Duration Histogram     // how long each tick's work took
-}
-
 // Room is one running game. Its exported methods are safe for concurrent use.
 type Room struct {
 	id         string
+	seq        uint64 // creation order within the registry
 	mode       string
 	maxPlayers int
 	private    bool
@@ -61,8 +54,11 @@ type Room struct {
 
 	seats    atomic.Int32 // members, for the registry's free-seat search
 	reserved atomic.Int32 // seats promised to joins on their way, guarded by reg.mu
+	isPaused atomic.Bool  // mirrors paused, for readers
 	messages messageQueue
 	stats    TickStats
+	node     *NodeStats
+	view     *sim.View // nil if the game has no positions
 
 	// Room goroutine only.
 	game        sim.Game
@@ -77,8 +73,12 @@ type Room struct {
 	current     *historyEntry
 	frames      []*netcode.SnapshotFrame // this tick's encodings, by base
 	enc         *wire.Encoder
-	tickTime    int64 // ms since the epoch at the current tick's start
-	badEntities bool  // logged once: the game returned unsorted entities
+	tickTime    int64         // ms since the epoch at the current tick's start
+	badEntities bool          // logged once: the game returned unsorted entities
+	paused      bool          // the game does not step; snapshots carry FlagPaused
+	stepsLeft   int           // game steps to run while paused
+	stepped     chan struct{} // closed when stepsLeft reaches 0
+	gameTick    uint64        // the last tick the game stepped
 }
 
 type historyEntry struct {
@@ -127,6 +127,11 @@ func newRoom(reg *Registry, id string, opts RoomOptions, factory sim.Factory) (*
 		emptySince: time.Now(),
 		history:    make([]historyEntry, cfg.SnapshotHistory),
 		enc:        wire.NewEncoder(),
+		node:       &reg.stats,
+	}
+	if v, ok := game.(sim.Viewer); ok {
+		view := v.View()
+		r.view = &view
 	}
 	return r, nil
 }
@@ -220,8 +225,11 @@ func (r *Room) run() {
 		r.stats.Overruns.Add(slot.skipped)
 		r.stats.Lateness.Record(slot.late)
 		r.step(slot.tick, now)
-		r.stats.Duration.Record(time.Since(now))
+		took := time.Since(now)
+		r.stats.Duration.Record(took)
+		r.stats.LastDuration.Store(int64(took))
 		r.stats.Ticks.Add(1)
+		r.node.record(slot, took)
 		n = slot.tick + 1
 		if r.expired(now) {
 			return
@@ -294,21 +302,9 @@ func (r *Room) waitUntil(due time.Time, timer *time.Timer) bool {
 // step runs one tick: drain inputs and messages, step the game, deliver its
 // events, and offer every connected member the new snapshot.
 func (r *Room) step(n uint64, now time.Time) {
-	t := &r.tick
-	t.Reset(n, r.period)
-	r.inputArena = r.inputArena[:0]
-	for _, m := range r.members {
-		if last := m.inputs.drain(m.id, t, &r.inputArena); last != 0 {
-			m.lastAck = last
-		}
+	if !r.paused || r.stepsLeft > 0 {
+		r.stepGame(n)
 	}
-	r.messages.drain(t)
-	r.game.Step(t)
-	for _, e := range t.Events() {
-		r.deliver(e)
-	}
-	clear(t.Messages) // release payloads
-
 	r.entities = r.game.AppendEntities(r.entities[:0])
 	r.checkEntities()
 	h := &r.history[n%uint64(len(r.history))]
@@ -323,6 +319,38 @@ func (r *Room) step(n uint64, now time.Time) {
 	for _, m := range r.members {
 		if m.sess != nil {
 			m.sess.conn.OfferSnapshot(r, n, m.lastAck)
+		}
+	}
+}
+
+// stepGame applies the queued inputs and messages and steps the game; a
+// paused room skips it unless an operator asked for steps.
+func (r *Room) stepGame(n uint64) {
+	t := &r.tick
+	t.Reset(n, r.period)
+	r.inputArena = r.inputArena[:0]
+	var depth, deepest int
+	for _, m := range r.members {
+		last, queued := m.inputs.drain(m.id, t, &r.inputArena)
+		if last != 0 {
+			m.lastAck = last
+		}
+		depth += queued
+		deepest = max(deepest, queued)
+	}
+	r.stats.InputDepth.Store(int64(depth))
+	r.stats.InputDepthMax.Store(int64(deepest))
+	r.messages.drain(t)
+	r.game.Step(t)
+	r.gameTick = n
+	for _, e := range t.Events() {
+		r.deliver(e)
+	}
+	clear(t.Messages) // release payloads
+	if r.paused {
+		if r.stepsLeft--; r.stepsLeft == 0 {
+			close(r.stepped)
+			r.stepped = nil
 		}
 	}
 }
@@ -362,7 +390,12 @@ func (r *Room) SnapshotFrame(base uint64) *netcode.SnapshotFrame {
 			return f
 		}
 	}
-	body := r.enc.SnapshotBody(r.current.tick, r.tickTime, base, 0, prev, r.current.entities)
+	var flags uint8
+	if r.paused {
+		flags |= wire.FlagPaused
+	}
+	body := r.enc.SnapshotBody(r.current.tick, r.tickTime, base, flags, prev, r.current.entities)
+	r.node.SnapshotBytes.Record(len(body))
 	f := &netcode.SnapshotFrame{Tick: r.current.tick, Base: base, Body: slices.Clone(body)}
 	r.frames = append(r.frames, f)
 	return f
@@ -412,6 +445,7 @@ func (r *Room) join(s *session) (wire.Joined, error) {
 	r.members = slices.Insert(r.members, i, m)
 	r.seats.Store(int32(len(r.members)))
 	r.attach(m, s)
+	s.conn.SetLabel(fmt.Sprintf("room=%s player=%d", r.id, p))
 	r.broadcast(slices.Clone(r.enc.PlayerJoined(wire.PlayerJoined{Player: uint32(p)})), m)
 	r.log.Info("player joined", "player", p, "conn", s.conn.ID())
 	return r.joined(m, false), nil
@@ -437,6 +471,7 @@ func (r *Room) resume(s *session, token string) (wire.Joined, error) {
 	m.droppedAt = time.Time{}
 	r.recomputeExpiry()
 	r.attach(m, s)
+	s.conn.SetLabel(fmt.Sprintf("room=%s player=%d", r.id, m.id))
 	r.log.Info("player resumed", "player", m.id, "conn", s.conn.ID())
 	return r.joined(m, true), nil
 }
@@ -522,7 +557,8 @@ func (r *Room) expired(now time.Time) bool {
 			}
 		}
 	}
-	if len(r.members) == 0 && r.reserved.Load() == 0 && now.Sub(r.emptySince) >= r.reg.cfg.EmptyTimeout {
+	// A paused room stays open when empty: an operator is looking at it.
+	if len(r.members) == 0 && r.reserved.Load() == 0 && !r.paused && now.Sub(r.emptySince) >= r.reg.cfg.EmptyTimeout {
 		reason := "empty"
 		r.stopCause.Store(&reason)
 		return true
@@ -547,7 +583,11 @@ func (r *Room) shutdown() {
 	}
 	r.members = nil
 	r.seats.Store(0)
+	if r.stepped != nil {
+		close(r.stepped) // Step sees r.done and reports the room closed
+	}
 	r.reg.unregister(r)
+	r.node.RoomsClosed.Add(1)
 	r.log.Info("room closed", "reason", reason, "ticks", r.stats.Ticks.Load(), "overruns", r.stats.Overruns.Load())
 	// Operations still queued never run: their callers see r.done and fail
 	// with ErrRoomClosed.

@@ -117,6 +117,11 @@ func (a *Arena) Join(p PlayerID) error {
 	return nil
 }
 
+// View implements Viewer: players are points in a Width x Height world.
+func (a *Arena) View() View {
+	return View{Width: a.cfg.Width, Height: a.cfg.Height, X: 0, Y: 1, Kinds: map[uint16]string{ArenaPlayerKind: "player"}}
+}
+
 // Leave removes a player.
 func (a *Arena) Leave(p PlayerID) {
 	if i, found := a.find(p); found {

@@ -130,3 +130,21 @@ type Config struct {
 
 // Factory makes a game for a new room.
 type Factory func(cfg Config) (Game, error)
+
+// View tells tools, such as the admin dashboard, how to draw a game's
+// entities: which fields hold a position and how large the world is.
+type View struct {
+	// Width and Height are the world's size in field units; positions run
+	// from 0 to these.
+	Width, Height int32
+	// X and Y index the Entity.Fields holding an entity's position.
+	X, Y int
+	// Kinds names entity kinds, for labels.
+	Kinds map[uint16]string
+}
+
+// Viewer is implemented by games whose entities have positions. A game that
+// does not implement it is shown to operators as text.
+type Viewer interface {
+	View() View
+}

@@ -41,6 +41,9 @@ func TestDependenciesPointOneWay(t *testing.T) {
 		"github.com/vmihailenco/msgpack/v5",
 		"github.com/HdrHistogram/hdrhistogram-go",
 		"github.com/stretchr/testify",
+		"github.com/prometheus/client_golang", // the admin listener's /metrics
+		"github.com/chromedp/chromedp",        // the dashboard's browser test
+		"github.com/chromedp/cdproto",
 	}
 
 	checked := 0

@@ -14,26 +14,31 @@ import (
 
 	"github.com/tickroom/tickroom/netcode"
 	"github.com/tickroom/tickroom/rooms"
+	"github.com/tickroom/tickroom/rooms/admin"
 )
 
 // serveConfig is everything serve's flags set.
 type serveConfig struct {
 	listen          string
+	adminListen     string
 	cpuProfile      string
 	logLevel        slog.Level
 	logFormat       string
 	shutdownTimeout time.Duration
 	net             netcode.ServerConfig
 	rooms           rooms.Config
+	admin           admin.Config
 }
 
 func parseServeFlags(args []string, stderr io.Writer) (*serveConfig, error) {
-	cfg := &serveConfig{net: netcode.DefaultServerConfig(), rooms: rooms.DefaultConfig()}
+	cfg := &serveConfig{net: netcode.DefaultServerConfig(), rooms: rooms.DefaultConfig(), admin: admin.DefaultConfig()}
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = flagUsage(fs, "tickroom serve [flags]")
 
 	fs.StringVar(&cfg.listen, "listen", ":8080", "address of the game WebSocket endpoint, ws://ADDR/ws")
+	fs.StringVar(&cfg.adminListen, "admin-listen", "127.0.0.1:8081", "address of the admin API, metrics and dashboard, http://ADDR/; empty disables it")
+	fs.StringVar(&cfg.admin.Token, "admin-token", "", "bearer token for the admin listener; without one it binds only to loopback (prefer the environment variable: flags show in ps)")
 	fs.TextVar(&cfg.logLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn or error")
 	fs.StringVar(&cfg.logFormat, "log-format", "text", "log format: text or json")
 	fs.DurationVar(&cfg.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long a graceful shutdown may take")
@@ -110,8 +115,27 @@ func runNode(ctx context.Context, cfg *serveConfig, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	// The admin listener comes up first, so that /healthz answers while the
+	// node starts and /readyz says it is not ready yet.
+	var adm *admin.Server
+	adminErr := make(chan error, 1)
+	if cfg.adminListen != "" {
+		cfg.admin.Logger = log.With("component", "admin")
+		if adm, err = admin.New(cfg.admin, reg, srv); err != nil {
+			return err
+		}
+		aln, err := admin.Listen(cfg.adminListen, cfg.admin.Token)
+		if err != nil {
+			return err
+		}
+		log.Info("admin listening", "url", fmt.Sprintf("http://%s/", aln.Addr()), "addr", aln.Addr().String(), "token", cfg.admin.Token != "")
+		go func() { adminErr <- adm.Serve(aln) }()
+	}
 	ln, err := net.Listen("tcp", cfg.listen)
 	if err != nil {
+		if adm != nil {
+			_ = adm.Shutdown(context.Background())
+		}
 		return fmt.Errorf("listen: %w", err)
 	}
 	log.Info("tickroom serving",
@@ -122,24 +146,38 @@ func runNode(ctx context.Context, cfg *serveConfig, log *slog.Logger) error {
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
+	if adm != nil {
+		adm.SetReady(true)
+	}
 
+	var failed error
 	select {
 	case err := <-serveErr:
-		_ = reg.Close(context.Background())
-		return fmt.Errorf("serve: %w", err)
+		failed = fmt.Errorf("serve: %w", err)
+		serveErr <- err // for the shutdown below
+	case err := <-adminErr:
+		failed = fmt.Errorf("admin: %w", err)
 	case <-ctx.Done():
 	}
 	log.Info("shutting down", "timeout", cfg.shutdownTimeout)
+	if adm != nil {
+		adm.SetReady(false)
+	}
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.shutdownTimeout)
 	defer cancel()
 	// Players first, with a close frame they can act on (a client
-	// reconnects after 1001), then the rooms.
+	// reconnects after 1001), then the rooms, then the admin listener, so
+	// that operators see the node until the end.
 	netErr := srv.Shutdown(sctx, "server shutting down")
 	roomsErr := reg.Close(sctx)
-	if err := <-serveErr; !errors.Is(err, netcode.ErrServerClosed) {
+	if err := <-serveErr; !errors.Is(err, netcode.ErrServerClosed) && failed == nil {
 		log.Warn("accept loop ended with an error", "err", err)
 	}
-	if err := errors.Join(netErr, roomsErr); err != nil {
+	var adminShutdownErr error
+	if adm != nil {
+		adminShutdownErr = adm.Shutdown(sctx)
+	}
+	if err := errors.Join(failed, netErr, roomsErr, adminShutdownErr); err != nil {
 		return err
 	}
 	log.Info("shut down cleanly")

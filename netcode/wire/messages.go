@@ -130,11 +130,15 @@ type PlayerLeft struct {
 }
 
 // RoomEvent carries a message from the room's game. From is the player the
-// game relays it for, or 0 for the game itself.
+// game relays it for, 0 for the game itself, or FromOperator.
 type RoomEvent struct {
 	From    uint32
 	Payload []byte
 }
+
+// FromOperator is RoomEvent.From for a message an operator broadcast to the
+// room (through the admin API), not one from the game or a player.
+const FromOperator uint32 = 1<<32 - 1
 
 // RoomClosed tells members that their room closed; they hold no seat anymore.
 type RoomClosed struct {

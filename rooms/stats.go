@@ -1,0 +1,99 @@
+package rooms
+
+import (
+	"math/bits"
+	"sync/atomic"
+	"time"
+)
+
+// TickStats are a room's tick counters, safe to read at any time. The room
+// goroutine writes them once per tick, never per player.
+type TickStats struct {
+	Ticks        atomic.Uint64 // ticks run
+	Overruns     atomic.Uint64 // tick slots skipped because the loop fell a period or more behind
+	Lateness     Histogram     // how late each tick started against its schedule
+	Duration     Histogram     // how long each tick's work took
+	LastDuration atomic.Int64  // nanoseconds the latest tick's work took
+	// InputDepth and InputDepthMax are the inputs the latest tick took from
+	// its players' queues, in all and from the fullest queue.
+	InputDepth    atomic.Int64
+	InputDepthMax atomic.Int64
+	InputsDropped atomic.Uint64 // inputs dropped because a player's queue was full
+}
+
+// NodeStats are a registry's counters over all its rooms, past and present,
+// safe to read at any time. Rooms add to them once per tick (or per snapshot
+// encoding), never per player, so they cost the tick a few atomic adds.
+type NodeStats struct {
+	RoomsCreated  atomic.Uint64
+	RoomsClosed   atomic.Uint64
+	Ticks         atomic.Uint64
+	Overruns      atomic.Uint64
+	Lateness      Histogram
+	Duration      Histogram
+	InputsDropped atomic.Uint64
+	// SnapshotBytes counts snapshot encodings by body size. A room encodes
+	// once per distinct base per tick; the bytes are shared by every
+	// member with that base.
+	SnapshotBytes SizeHistogram
+}
+
+// SizeBuckets is the number of SizeHistogram buckets: bucket i counts sizes
+// up to 2^(i+4) bytes (16 B to 1 MiB), and the last counts the rest.
+const SizeBuckets = 18
+
+// SizeHistogram counts sizes in power-of-two buckets. Record is lock-free
+// and allocation-free.
+type SizeHistogram struct {
+	counts [SizeBuckets]atomic.Uint64
+	sum    atomic.Uint64
+}
+
+// Record counts one size.
+func (h *SizeHistogram) Record(n int) {
+	i := 0
+	if n > 16 {
+		i = min(bits.Len(uint(n-1))-4, SizeBuckets-1)
+	}
+	h.counts[i].Add(1)
+	h.sum.Add(uint64(max(n, 0)))
+}
+
+// SizeBound returns the upper bound of bucket i; the last bucket has none
+// and reports -1.
+func SizeBound(i int) int {
+	if i >= SizeBuckets-1 {
+		return -1
+	}
+	return 16 << i
+}
+
+// Counts returns the count of each bucket, and the sum of all sizes.
+func (h *SizeHistogram) Counts() (counts [SizeBuckets]uint64, sum uint64) {
+	for i := range h.counts {
+		counts[i] = h.counts[i].Load()
+	}
+	return counts, h.sum.Load()
+}
+
+// CumulativeUpTo returns how many recorded durations were below d, d rounded
+// down to the histogram's 10 µs resolution. For exporters.
+func (h *Histogram) CumulativeUpTo(d time.Duration) uint64 {
+	last := min(int(d/histogramStep)-1, histogramBuckets-1)
+	var n uint64
+	for i := 0; i <= last; i++ {
+		n += h.counts[i].Load()
+	}
+	return n
+}
+
+// Sum returns the total of the recorded durations.
+func (h *Histogram) Sum() time.Duration { return time.Duration(h.sumNanos.Load()) }
+
+// record adds one tick of a room.
+func (s *NodeStats) record(sl slot, took time.Duration) {
+	s.Ticks.Add(1)
+	s.Overruns.Add(sl.skipped)
+	s.Lateness.Record(sl.late)
+	s.Duration.Record(took)
+}
