@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -33,19 +34,24 @@ func buildBinary(t *testing.T) string {
 
 // node is a tickroom serve process started by a test.
 type node struct {
-	cmd  *exec.Cmd
-	url  string
-	done chan error
+	cmd      *exec.Cmd
+	url      string
+	adminURL string // http://127.0.0.1:PORT
+	done     chan error
 
 	mu  sync.Mutex
 	log strings.Builder // everything the process wrote to stderr
 }
 
-var listeningRE = regexp.MustCompile(`msg="tickroom serving" url=(ws://\S+)`)
+var (
+	listeningRE = regexp.MustCompile(`msg="tickroom serving" url=(ws://\S+)`)
+	adminRE     = regexp.MustCompile(`msg="admin listening" url=http://(\S+)/`)
+)
 
 func startNode(t *testing.T, bin string, env []string, args ...string) *node {
 	t.Helper()
-	cmd := exec.Command(bin, append([]string{"serve", "--listen", "127.0.0.1:0"}, args...)...)
+	// Ports chosen by the kernel, so that nodes never collide.
+	cmd := exec.Command(bin, append([]string{"serve", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"}, args...)...)
 	cmd.Env = append(os.Environ(), env...)
 	stderr, err := cmd.StderrPipe()
 	require.NoError(t, err)
@@ -56,11 +62,15 @@ func startNode(t *testing.T, bin string, env []string, args ...string) *node {
 		<-n.done
 	})
 	urls := make(chan string, 1)
+	admins := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
 			if m := listeningRE.FindStringSubmatch(sc.Text()); m != nil {
 				urls <- m[1]
+			}
+			if m := adminRE.FindStringSubmatch(sc.Text()); m != nil {
+				admins <- "http://" + m[1]
 			}
 			n.mu.Lock()
 			n.log.WriteString(sc.Text() + "\n")
@@ -72,6 +82,11 @@ func startNode(t *testing.T, bin string, env []string, args ...string) *node {
 	case n.url = <-urls:
 	case <-time.After(10 * time.Second):
 		t.Fatal("tickroom serve did not report its address")
+	}
+	select {
+	case n.adminURL = <-admins: // logged before the game endpoint's
+	default:
+		t.Fatalf("tickroom serve did not report its admin address; logs:\n%s", n.logs())
 	}
 	return n
 }
@@ -147,6 +162,12 @@ func TestServeRejectsBadConfiguration(t *testing.T) {
 			message: "listen",
 		},
 		{
+			name:    "open admin listener without a token",
+			args:    []string{"--admin-listen", "0.0.0.0:0"},
+			code:    1,
+			message: "refusing to listen beyond loopback without a token",
+		},
+		{
 			name:    "bad log format",
 			args:    []string{"--log-format", "xml"},
 			code:    2,
@@ -155,7 +176,7 @@ func TestServeRejectsBadConfiguration(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			cmd := exec.Command(bin, append([]string{"serve"}, tc.args...)...)
+			cmd := exec.Command(bin, append([]string{"serve", "--admin-listen", "127.0.0.1:0"}, tc.args...)...)
 			cmd.Env = append(os.Environ(), tc.env...)
 			out, err := cmd.CombinedOutput()
 			var ee *exec.ExitError
@@ -169,4 +190,31 @@ func TestServeRejectsBadConfiguration(t *testing.T) {
 	out, err := exec.Command(bin, "frobnicate").CombinedOutput()
 	require.Error(t, err)
 	assert.Contains(t, string(out), `unknown command "frobnicate"`)
+}
+
+// The admin listener of the real binary: health without a token, the API
+// only with the one from the environment, and not ready once shutting down.
+func TestServeAdminListener(t *testing.T) {
+	bin := buildBinary(t)
+	n := startNode(t, bin, []string{"TICKROOM_ADMIN_TOKEN=s3cret"})
+	get := func(path, token string) int {
+		req, err := http.NewRequest("GET", n.adminURL+path, nil)
+		require.NoError(t, err)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	assert.Equal(t, http.StatusOK, get("/healthz", ""))
+	assert.Equal(t, http.StatusOK, get("/readyz", ""))
+	assert.Equal(t, http.StatusUnauthorized, get("/admin/rooms", ""))
+	assert.Equal(t, http.StatusUnauthorized, get("/admin/rooms", "wrong"))
+	assert.Equal(t, http.StatusOK, get("/admin/rooms", "s3cret"))
+	assert.Equal(t, http.StatusOK, get("/metrics", "s3cret"))
+	assert.Equal(t, http.StatusOK, get("/", ""), "the dashboard page loads without the token")
+	assert.Contains(t, n.logs(), `msg="admin listening"`)
+	assert.NotContains(t, n.logs(), "s3cret", "the token is never logged")
 }
