@@ -91,6 +91,9 @@ type Conn struct {
 	opened time.Time
 	label  atomic.Pointer[string]
 	rtt    atomic.Int64 // nanoseconds, from the last ping answered; 0 if none yet
+	// pinged is the payload of the latest ping sent: its send time, in
+	// nanoseconds since the server's epoch; 0 before the first.
+	pinged atomic.Int64
 
 	// Reader goroutine only.
 	rd           *wsframe.Reader
@@ -338,7 +341,9 @@ func (c *Conn) writeLoop() {
 			// Joined must precede the seat's first snapshot.
 			ok = c.own() && c.flushControl() && c.writeSnapshot()
 		case <-ping.C:
-			binary.BigEndian.PutUint64(stamp[:], uint64(time.Since(c.srv.epoch)))
+			sent := int64(time.Since(c.srv.epoch))
+			c.pinged.Store(sent) // before the ping is written, so before its pong can arrive
+			binary.BigEndian.PutUint64(stamp[:], uint64(sent))
 			ok = c.own() && c.writeFrame(ws.OpPing, stamp[:])
 		}
 		c.disown()
@@ -589,12 +594,13 @@ func (c *Conn) next() ([]byte, bool) {
 				c.Close(wire.CloseSlowConsumer, "client reads too slowly: control queue overflow")
 			}
 		case ws.OpPong:
-			// Besides renewing the deadline above, a pong to one of our
-			// pings gives the RTT. A client may send anything here, so
-			// implausible values are ignored.
-			if len(p) == 8 {
-				rtt := time.Since(c.srv.epoch) - time.Duration(binary.BigEndian.Uint64(p))
-				if rtt >= 0 && rtt < time.Minute {
+			// Besides renewing the deadline above, a pong to our latest
+			// ping gives the RTT. A client may send anything here, so only
+			// a pong that echoes that ping's payload counts: another
+			// payload (an unsolicited pong, a forged or a stale stamp)
+			// gives no RTT.
+			if sent := c.pinged.Load(); sent != 0 && len(p) == 8 && int64(binary.BigEndian.Uint64(p)) == sent {
+				if rtt := time.Since(c.srv.epoch) - time.Duration(sent); rtt >= 0 {
 					c.rtt.Store(int64(rtt))
 				}
 			}

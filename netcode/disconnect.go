@@ -19,7 +19,7 @@ type DisconnectReason uint8
 const (
 	ReasonClientClosed     DisconnectReason = iota // the client closed with 1000, 1001 or no code
 	ReasonClientError                              // the client closed with any other code
-	ReasonLost                                     // the TCP connection ended without a close frame
+	ReasonLost                                     // the TCP connection ended (FIN or reset) without a close frame
 	ReasonHeartbeatTimeout                         // nothing arrived within the heartbeat timeout
 	ReasonSlowConsumer                             // the client did not drain its socket or queue
 	ReasonKicked                                   // an operator removed the player
@@ -64,7 +64,9 @@ func classify(cause error, welcomed bool) DisconnectReason {
 		switch {
 		case !welcomed:
 			return ReasonHandshakeFailed
-		case errors.Is(cause, io.EOF), errors.Is(cause, io.ErrUnexpectedEOF):
+		case errors.Is(cause, io.EOF), errors.Is(cause, io.ErrUnexpectedEOF), errors.Is(cause, errConnReset):
+			// A reset is how a dead link or a killed client often ends
+			// the connection: lost, like an EOF, not a socket fault.
 			return ReasonLost
 		case errors.Is(cause, os.ErrDeadlineExceeded):
 			return ReasonSlowConsumer

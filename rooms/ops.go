@@ -124,7 +124,9 @@ func (r *Room) Resume() error {
 
 // Step runs n game steps in a paused room, one per tick, and waits until
 // they ran (or ctx ends, or the room resumes or closes). It returns the tick
-// of the last step. A step already under way gives ErrStepping.
+// of the last step. A step already under way gives ErrStepping. When ctx
+// ends first, the steps not yet run are cancelled (as an operator who gave
+// up on a long step expects) and Step returns ctx's error.
 func (r *Room) Step(ctx context.Context, n int) (uint64, error) {
 	if n <= 0 {
 		return 0, fmt.Errorf("%w: steps %d must be positive", ErrInvalidOptions, n)
@@ -149,6 +151,14 @@ func (r *Room) Step(ctx context.Context, n int) (uint64, error) {
 	select {
 	case <-done:
 	case <-ctx.Done():
+		_ = r.doErr(func() error {
+			if r.stepped == done { // still this Step's steps
+				r.stepsLeft = 0
+				close(r.stepped)
+				r.stepped = nil
+			}
+			return nil
+		})
 		return 0, fmt.Errorf("rooms: step: %w", ctx.Err())
 	}
 	var tick uint64

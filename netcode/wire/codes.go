@@ -61,8 +61,8 @@ func (c ErrorCode) String() string {
 type CloseCode uint16
 
 // Close codes. A client reconnects after the codes for which
-// CloseCode.Reconnectable reports true. 1008, 1011 and 4002 are reserved:
-// the server does not send them yet.
+// CloseCode.Reconnectable reports true. 1008 and 1011 are reserved: the
+// server does not send them yet.
 const (
 	CloseNormal             CloseCode = 1000 // the peer asked to close
 	CloseGoingAway          CloseCode = 1001 // the server is shutting down

@@ -370,28 +370,41 @@ func jsonToMsgpack(raw json.RawMessage) ([]byte, error) {
 	if err := dec.Decode(&v); err != nil {
 		return nil, err
 	}
-	return msgpack.Marshal(numbers(v))
+	v, err := numbers(v)
+	if err != nil {
+		return nil, err
+	}
+	return msgpack.Marshal(v)
 }
 
-// numbers turns json.Numbers into int64 or float64 throughout v.
-func numbers(v any) any {
+// numbers turns json.Numbers into int64 or float64 throughout v; a number
+// no float64 holds (1e400) is an error rather than an infinity.
+func numbers(v any) (any, error) {
+	var err error
 	switch x := v.(type) {
 	case json.Number:
-		if i, err := x.Int64(); err == nil {
-			return i
+		if i, ierr := x.Int64(); ierr == nil {
+			return i, nil
 		}
-		f, _ := x.Float64()
-		return f
+		f, ferr := x.Float64()
+		if ferr != nil {
+			return nil, fmt.Errorf("number %s is out of range", x)
+		}
+		return f, nil
 	case map[string]any:
 		for k, e := range x {
-			x[k] = numbers(e)
+			if x[k], err = numbers(e); err != nil {
+				return nil, err
+			}
 		}
 	case []any:
 		for i, e := range x {
-			x[i] = numbers(e)
+			if x[i], err = numbers(e); err != nil {
+				return nil, err
+			}
 		}
 	}
-	return v
+	return v, nil
 }
 
 // pauseState is the body of pause, resume and step answers.
@@ -455,8 +468,8 @@ func (s *Server) step(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, pauseState{Room: room.ID(), Paused: room.Paused(), GameTick: tick})
 }
 
-// noBody answers 413 for a request that should have no body but has one
-// (beyond an empty JSON object).
+// noBody refuses a body on a request that takes none: anything but nothing
+// or an empty JSON object gets 400 (or 413 or 415, as any body may).
 func (s *Server) noBody(w http.ResponseWriter, r *http.Request) bool {
 	var empty struct{}
 	return s.decodeJSON(w, r, &empty, true) != nil
@@ -473,8 +486,10 @@ func (s *Server) state(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h := w.Header()
-	h.Set("Content-Type", "application/vnd.msgpack")
-	h.Set("Content-Disposition", fmt.Sprintf(`attachment; filename="room-%s-%s-tick-%d.msgpack"`, room.ID(), room.Mode(), tick))
+	// The bytes are whatever the game's MarshalState makes (the arena's are
+	// MessagePack); X-Tickroom-Mode says which game can read them.
+	h.Set("Content-Type", "application/octet-stream")
+	h.Set("Content-Disposition", fmt.Sprintf(`attachment; filename="room-%s-%s-tick-%d.state"`, room.ID(), room.Mode(), tick))
 	h.Set("X-Tickroom-Mode", room.Mode())
 	h.Set("X-Tickroom-Tick", strconv.FormatUint(tick, 10))
 	h.Set("Cache-Control", "no-store")

@@ -145,11 +145,15 @@ func (f *feed) take(now time.Time) nodeEvent {
 		ev.BytesInPerSec = float64(totals.BytesIn-f.last.BytesIn) / secs
 		ev.BytesOutPerSec = float64(totals.BytesOut-f.last.BytesOut) / secs
 	}
+	// Room rows cost a histogram scan per room: only for open dashboards.
+	watched := f.watched()
 	rows := make([]roomRow, 0, len(list))
 	for _, r := range list {
 		n := r.Players()
 		ev.Players += n
-		rows = append(rows, roomRow{ID: r.ID(), Mode: r.Mode(), PlayerCount: n, MaxPlayers: r.MaxPlayers(), Paused: r.Paused(), TickP99Ms: ms(r.Stats().Duration.Quantile(0.99))})
+		if watched {
+			rows = append(rows, roomRow{ID: r.ID(), Mode: r.Mode(), PlayerCount: n, MaxPlayers: r.MaxPlayers(), Paused: r.Paused(), TickP99Ms: ms(r.Stats().Duration.Quantile(0.99))})
+		}
 	}
 	// The busiest rooms first; creation order among equals keeps rows still.
 	slices.SortStableFunc(rows, func(a, b roomRow) int { return cmp.Compare(b.PlayerCount, a.PlayerCount) })
@@ -170,6 +174,13 @@ func (f *feed) take(now time.Time) nodeEvent {
 	f.lastLate = rooms.Histogram{}
 	f.lastLate.Merge(&node.Lateness)
 	return ev
+}
+
+// watched reports whether any node stream is open.
+func (f *feed) watched() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.subs) > 0
 }
 
 func (f *feed) publish(s sample, msg []byte) {
@@ -193,7 +204,9 @@ func (f *feed) subscribe() ([]sample, chan []byte) {
 	defer f.mu.Unlock()
 	ch := make(chan []byte, 4)
 	f.subs[ch] = struct{}{}
-	return slices.Clone(f.history), ch
+	// Not slices.Clone: before the first sample that is nil, which a
+	// "history" event would send as null rather than [].
+	return append(make([]sample, 0, len(f.history)), f.history...), ch
 }
 
 func (f *feed) unsubscribe(ch chan []byte) {
@@ -225,7 +238,14 @@ type stream struct {
 
 // openStream takes a stream slot and starts the event-stream response; it
 // answers 503 itself when all slots are taken.
-func (s *Server) openStream(w http.ResponseWriter) (*stream, func(), bool) {
+func (s *Server) openStream(w http.ResponseWriter, r *http.Request) (*stream, func(), bool) {
+	if r.Method == http.MethodHead {
+		// Headers only: a HEAD must not hold a stream slot.
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.Header().Set("Cache-Control", "no-store")
+		w.WriteHeader(http.StatusOK)
+		return nil, nil, false
+	}
 	select {
 	case s.streams <- struct{}{}:
 	default:
@@ -261,7 +281,7 @@ func (st *stream) event(name string, v any) error {
 // events is the node feed: a "history" event with the recent samples, then
 // a "sample" event every SampleInterval.
 func (s *Server) events(w http.ResponseWriter, r *http.Request) {
-	st, release, ok := s.openStream(w)
+	st, release, ok := s.openStream(w, r)
 	if !ok {
 		return
 	}
@@ -325,7 +345,7 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request) {
 		}
 		hz = n
 	}
-	st, release, ok := s.openStream(w)
+	st, release, ok := s.openStream(w, r)
 	if !ok {
 		return
 	}

@@ -20,7 +20,7 @@ const testToken = "test-token-7f3a"
 
 // node is a real tickroom node with its admin listener, on 127.0.0.1.
 type node struct {
-	*roomstest.Server            // the game endpoint: URL is ws://…/ws
+	*roomstest.Server // the game endpoint: URL is ws://…/ws
 	Admin             *admin.Server
 	AdminURL          string // http://127.0.0.1:PORT
 	Token             string

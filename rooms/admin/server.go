@@ -190,9 +190,12 @@ func (m methods) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	allowed := make([]string, 0, len(m))
+	allowed := make([]string, 0, len(m)+1)
 	for method := range m {
 		allowed = append(allowed, method)
+	}
+	if _, ok := m["GET"]; ok {
+		allowed = append(allowed, http.MethodHead)
 	}
 	w.Header().Set("Allow", strings.Join(sortedStrings(allowed), ", "))
 	writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", fmt.Sprintf("%s is not allowed on %s", r.Method, r.URL.Path))
@@ -204,7 +207,8 @@ func only(method string, h http.HandlerFunc) methods { return methods{method: h}
 func (s *Server) auth(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if s.cfg.Token != "" {
-			token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+			scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+			ok = ok && strings.EqualFold(scheme, "Bearer") // schemes are case-insensitive (RFC 9110)
 			// Hashes have equal lengths, so the comparison takes the same
 			// time whatever the guess.
 			sum := sha256.Sum256([]byte(token))
