@@ -9,5 +9,7 @@ RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/tickroom ./cmd/tic
 
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/tickroom /usr/local/bin/tickroom
-EXPOSE 8080
+# 8081 is the admin listener, reachable from outside only with
+# TICKROOM_ADMIN_LISTEN=:8081 and TICKROOM_ADMIN_TOKEN set (see README).
+EXPOSE 8080 8081
 ENTRYPOINT ["/usr/local/bin/tickroom", "serve"]
