@@ -535,10 +535,11 @@ func (c *Conn) serve() {
 		<-c.writerDone
 		_ = c.nc.Close()
 		cause, _ := c.endCause()
+		label := c.Label() // as it was when the connection ended: Closed may clear it
 		if session != nil {
 			session.Closed(cause)
 		}
-		c.recordEnd(cause)
+		c.recordEnd(cause, label)
 		c.srv.remove(c)
 	}()
 	_ = c.nc.SetDeadline(time.Now().Add(c.srv.cfg.HandshakeTimeout))
@@ -712,7 +713,7 @@ func (c *Conn) handshake() bool {
 // recordEnd counts and logs the connection's end, once, on the reader
 // goroutine. Failed handshakes (port scanners, health checks) log at debug
 // level only, so they cannot flood the log.
-func (c *Conn) recordEnd(cause error) {
+func (c *Conn) recordEnd(cause error, label string) {
 	reason := classify(cause, c.welcomed)
 	c.srv.stats.disconnects[reason].Add(1)
 	d := Disconnect{
@@ -720,7 +721,7 @@ func (c *Conn) recordEnd(cause error) {
 		Conn:     c.id,
 		Remote:   c.nc.RemoteAddr().String(),
 		Client:   c.client,
-		Label:    c.Label(),
+		Label:    label,
 		Reason:   reason,
 		Duration: time.Since(c.opened),
 	}

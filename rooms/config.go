@@ -34,8 +34,8 @@ type Config struct {
 	// SnapshotHistory is how many past ticks a room keeps to encode deltas
 	// against; a client further behind gets a full snapshot.
 	SnapshotHistory int
-	// ControlQueue is how many control operations (joins, leaves) may wait
-	// for a room.
+	// ControlQueue is how many control operations (joins, leaves, operator
+	// requests, dashboard frames) may wait for a room.
 	ControlQueue int
 	// JoinTimeout bounds how long a join waits for the room to take it.
 	JoinTimeout time.Duration

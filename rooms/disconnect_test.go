@@ -100,3 +100,80 @@ func TestDisconnectsCarryTheRoomAndPlayer(t *testing.T) {
 	assert.Equal(t, "be nice", recent[0].Detail)
 	assert.Equal(t, client.DefaultConfig().Name, recent[0].Client)
 }
+
+// A connection's label names a seat only while it has one: a player who
+// left and then dropped, or whose room closed before it dropped, is no
+// longer that player; one who closes while seated still is.
+func TestDisconnectLabelsFollowTheSeat(t *testing.T) {
+	t.Parallel()
+	srv := roomstest.StartDefault(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	named := func(name string) client.Config {
+		cfg := client.DefaultConfig()
+		cfg.Name = name
+		cfg.Reconnect.Attempts = 0
+		return cfg
+	}
+	join := func(c *client.Client, room *rooms.Room) uint32 {
+		t.Helper()
+		j, err := c.Join(ctx, client.JoinOptions{RoomID: room.ID()})
+		require.NoError(t, err)
+		return j.Player
+	}
+	private := func() *rooms.Room {
+		t.Helper()
+		r, err := srv.Registry.Create(rooms.RoomOptions{Mode: sim.ArenaMode, Private: true})
+		require.NoError(t, err)
+		return r
+	}
+	// disconnectOf waits for the disconnect of the client that said name
+	// in its Hello.
+	disconnectOf := func(name string) netcode.Disconnect {
+		t.Helper()
+		var d netcode.Disconnect
+		require.Eventually(t, func() bool {
+			for _, e := range srv.Net.RecentDisconnects() {
+				if e.Client == name {
+					d = e
+					return true
+				}
+			}
+			return false
+		}, 10*time.Second, 5*time.Millisecond, "%s's disconnect is listed", name)
+		return d
+	}
+	room := private()
+
+	// Joins, leaves (and stays connected), then drops.
+	proxy, viaProxy := netcodetest.NewProxyURL(t, srv.URL)
+	leaver := dial(t, viaProxy, named("leaver"))
+	join(leaver, room)
+	require.NoError(t, leaver.Leave(ctx))
+	_, err := leaver.Ping(ctx)
+	require.NoError(t, err, "still connected after leaving")
+	proxy.CutAll()
+	d := disconnectOf("leaver")
+	assert.Equal(t, netcode.ReasonLost, d.Reason)
+	assert.Empty(t, d.Label, "it had no seat when it dropped")
+
+	// Closes normally while seated: leaving the seat is part of its end.
+	closer := dial(t, srv.URL, named("closer"))
+	p := join(closer, room)
+	require.NoError(t, closer.Close())
+	d = disconnectOf("closer")
+	assert.Equal(t, netcode.ReasonClientClosed, d.Reason)
+	assert.Equal(t, fmt.Sprintf("room=%s player=%d", room.ID(), p), d.Label)
+
+	// Seated in a room that closes, then drops.
+	other := private()
+	proxy2, viaProxy2 := netcodetest.NewProxyURL(t, srv.URL)
+	orphan := dial(t, viaProxy2, named("orphan"))
+	join(orphan, other)
+	other.Close("test")
+	waitEvent(t, orphan, client.EventRoomClosed)
+	proxy2.CutAll()
+	d = disconnectOf("orphan")
+	assert.Equal(t, netcode.ReasonLost, d.Reason)
+	assert.Empty(t, d.Label, "its room had closed when it dropped")
+}

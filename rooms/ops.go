@@ -87,16 +87,31 @@ func (r *Room) currentTick() uint64 {
 	return r.current.tick
 }
 
+// CloseContext is Close that stops waiting for the room's goroutine when
+// ctx ends; the room closes all the same.
+func (r *Room) CloseContext(ctx context.Context, reason string) error {
+	r.requestStop(reason)
+	select {
+	case <-r.done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("rooms: close %s: %w", r.id, ctx.Err())
+	}
+}
+
 // Pause stops the game: the room keeps ticking and sending snapshots, with
 // wire.FlagPaused set and nothing changing, and its players stay connected.
 // Inputs and room messages wait in their bounded queues (the oldest inputs
-// are dropped) until Step or Resume. A paused room does not close when empty.
+// are dropped) until Step or Resume. Held seats keep the rest of their
+// grace until Resume; join-or-create seats no one in a paused room (a join
+// by room id still may); a paused room does not close when empty.
 func (r *Room) Pause() error {
 	return r.doErr(func() error {
 		if r.paused {
 			return ErrAlreadyPaused
 		}
 		r.paused = true
+		r.pausedAt = time.Now()
 		r.isPaused.Store(true)
 		r.log.Info("room paused", "tick", r.currentTick())
 		return nil
@@ -116,6 +131,19 @@ func (r *Room) Resume() error {
 			close(r.stepped)
 			r.stepped = nil
 		}
+		// Seats held when the room paused get their grace's remainder;
+		// seats dropped during the pause get all of it from now.
+		now := time.Now()
+		for _, m := range r.members {
+			switch {
+			case m.droppedAt.IsZero():
+			case m.droppedAt.Before(r.pausedAt):
+				m.droppedAt = m.droppedAt.Add(now.Sub(r.pausedAt))
+			default:
+				m.droppedAt = now
+			}
+		}
+		r.recomputeExpiry()
 		r.emptySince = time.Now() // an empty room gets its full timeout again
 		r.log.Info("room resumed", "tick", r.currentTick())
 		return nil
@@ -179,9 +207,15 @@ func (r *Room) Kick(p sim.PlayerID, reason string) error {
 		}
 		m := r.members[i]
 		s := m.sess
-		r.log.Info("player kicked", "player", p, "reason", reason)
-		r.leave(m, "kicked")
+		var label string
 		if s != nil {
+			label = s.conn.Label()
+		}
+		r.leave(m, "kicked") // logs "player left" with reason kicked
+		if s != nil {
+			// leave cleared the label; the connection ends for this seat,
+			// so its disconnect keeps the room and player.
+			s.conn.SetLabel(label)
 			s.conn.Close(wire.CloseKicked, reason)
 		}
 		return nil

@@ -2,6 +2,7 @@ package rooms_test
 
 import (
 	"context"
+	"sync"
 	"testing"
 	"time"
 
@@ -317,4 +318,207 @@ func TestKickAHeldSeat(t *testing.T) {
 	assert.Equal(t, "kicked", left.Reason)
 	assert.Equal(t, 1, r.Players())
 	require.ErrorIs(t, r.Kick(sim.PlayerID(ja.Player), "again"), rooms.ErrPlayerNotFound)
+}
+
+// Join-or-create seats no one in a paused room: an operator is looking at
+// it. A join by the room's id still gets in, and once resumed the room
+// fills again, oldest first.
+func TestJoinOrCreateSkipsPausedRooms(t *testing.T) {
+	t.Parallel()
+	srv := roomstest.StartDefault(t)
+	first := joinArena(t, dial(t, srv.URL, client.DefaultConfig()))
+	r, ok := srv.Registry.Get(first.RoomID)
+	require.True(t, ok)
+	require.NoError(t, r.Pause())
+
+	second := joinArena(t, dial(t, srv.URL, client.DefaultConfig()))
+	assert.NotEqual(t, first.RoomID, second.RoomID, "join-or-create opened a new room rather than join the paused one")
+	assert.Equal(t, 1, r.Players())
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	byID, err := dial(t, srv.URL, client.DefaultConfig()).Join(ctx, client.JoinOptions{RoomID: first.RoomID})
+	require.NoError(t, err, "a join by id into a paused room")
+	assert.Equal(t, first.RoomID, byID.RoomID)
+	assert.Equal(t, 2, r.Players())
+
+	require.NoError(t, r.Resume())
+	third := joinArena(t, dial(t, srv.URL, client.DefaultConfig()))
+	assert.Equal(t, first.RoomID, third.RoomID, "resumed, the older room fills first")
+}
+
+// twoInPausableRoom starts a node whose seats are held for grace, and seats
+// Alice (through a proxy the test can cut, never reconnecting) and then Bob
+// in a private arena.
+func twoInPausableRoom(t *testing.T, grace time.Duration) (r *rooms.Room, proxy *netcodetest.Proxy, alice uint32, bob *client.Client) {
+	t.Helper()
+	ncfg, rcfg := roomstest.Config()
+	rcfg.SeatGrace = grace
+	rcfg.EmptyTimeout = time.Minute
+	srv := roomstest.Start(t, ncfg, rcfg)
+	r, err := srv.Registry.Create(rooms.RoomOptions{Mode: sim.ArenaMode, Private: true})
+	require.NoError(t, err)
+	proxy, viaProxy := netcodetest.NewProxyURL(t, srv.URL)
+	cfg := client.DefaultConfig()
+	cfg.Reconnect.Attempts = 0
+	a := dial(t, viaProxy, cfg)
+	bob = dial(t, srv.URL, client.DefaultConfig())
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ja, err := a.Join(ctx, client.JoinOptions{RoomID: r.ID()})
+	require.NoError(t, err)
+	_, err = bob.Join(ctx, client.JoinOptions{RoomID: r.ID()})
+	require.NoError(t, err)
+	return r, proxy, ja.Player, bob
+}
+
+// seatOf returns player p's seat in r, if r has it. It fails no test, so
+// conditions polled by require.Eventually and require.Never may call it.
+func seatOf(r *rooms.Room, p uint32) (info rooms.PlayerInfo, found, ok bool) {
+	in, err := r.Inspect()
+	if err != nil {
+		return rooms.PlayerInfo{}, false, false
+	}
+	for _, pl := range in.Players {
+		if uint32(pl.ID) == p {
+			return pl, true, true
+		}
+	}
+	return rooms.PlayerInfo{}, false, true
+}
+
+// A seat held for a player who dropped keeps its grace while the room is
+// paused: nothing in the game changes under an operator's eyes. Resumed,
+// the grace runs out and the others are told.
+func TestHeldSeatGraceStandsStillWhilePaused(t *testing.T) {
+	t.Parallel()
+	const grace = 300 * time.Millisecond
+	r, proxy, alice, bob := twoInPausableRoom(t, grace)
+	require.NoError(t, r.Pause())
+
+	proxy.CutAll()
+	require.Eventually(t, func() bool {
+		p, found, ok := seatOf(r, alice)
+		return ok && found && !p.Connected
+	}, 10*time.Second, 5*time.Millisecond, "alice's seat is held")
+	require.Never(t, func() bool {
+		p, found, ok := seatOf(r, alice)
+		return ok && (!found || p.Connected)
+	}, 3*grace, 10*time.Millisecond, "the held seat outlasts its grace while the room is paused")
+
+	require.NoError(t, r.Resume())
+	left := waitEvent(t, bob, client.EventPlayerLeft)
+	assert.Equal(t, alice, left.Player)
+	assert.Equal(t, "disconnected", left.Reason)
+	require.Eventually(t, func() bool {
+		_, found, ok := seatOf(r, alice)
+		return ok && !found
+	}, 10*time.Second, 5*time.Millisecond, "the seat is released after the resume")
+}
+
+// A player who drops while the room is paused gets the whole grace from the
+// resume, no more: the pause before the drop froze nothing of it. Inspect
+// never reports a seat held since a time still to come.
+func TestSeatDroppedWhilePausedGetsItsGraceFromTheResume(t *testing.T) {
+	t.Parallel()
+	const grace = 300 * time.Millisecond
+	r, proxy, alice, bob := twoInPausableRoom(t, grace)
+	require.NoError(t, r.Pause())
+	require.Never(t, func() bool { return r.Players() != 2 || !r.Paused() }, 3*grace, 10*time.Millisecond,
+		"the paused room stands still")
+
+	proxy.CutAll()
+	require.Eventually(t, func() bool {
+		p, found, ok := seatOf(r, alice)
+		return ok && found && !p.Connected
+	}, 10*time.Second, 5*time.Millisecond, "alice's seat is held")
+	resumed := time.Now()
+	require.NoError(t, r.Resume())
+	if p, found, ok := seatOf(r, alice); ok && found {
+		// The grace runs from HeldSince.
+		assert.False(t, p.HeldSince.Before(resumed), "held since %v, before the resume: the grace ran while paused", p.HeldSince)
+		assert.False(t, p.HeldSince.After(time.Now()),
+			"held since %v, later than now: the pause before the drop was added to the grace", p.HeldSince)
+	}
+	left := waitEvent(t, bob, client.EventPlayerLeft)
+	assert.Equal(t, alice, left.Player)
+	assert.Equal(t, "disconnected", left.Reason)
+}
+
+// holdableGame is a game whose Step the test can hold, to keep its room's
+// goroutine busy: a channel sent on hold is received by the next Step, which
+// then waits until it is closed.
+type holdableGame struct {
+	sim.Game
+	hold chan chan struct{}
+}
+
+func (g *holdableGame) Step(tk *sim.Tick) {
+	select {
+	case release := <-g.hold:
+		<-release
+	default:
+	}
+	g.Game.Step(tk)
+}
+
+// CloseContext returns nil once the room has closed, and the context's
+// error if the context ends first; the room closes all the same.
+func TestCloseContext(t *testing.T) {
+	t.Parallel()
+	hold := make(chan chan struct{})
+	arena, err := sim.NewArenaFactory(sim.DefaultArenaConfig())
+	require.NoError(t, err)
+	reg := newOpsRegistry(t, func(c *rooms.Config) {
+		c.Modes["holdable"] = func(cfg sim.Config) (sim.Game, error) {
+			g, err := arena(cfg)
+			if err != nil {
+				return nil, err
+			}
+			return &holdableGame{Game: g, hold: hold}, nil
+		}
+	})
+	create := func() *rooms.Room {
+		t.Helper()
+		r, err := reg.Create(rooms.RoomOptions{Mode: "holdable"})
+		require.NoError(t, err)
+		return r
+	}
+
+	r := create()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	require.NoError(t, r.CloseContext(ctx, "test"))
+	assert.True(t, isDone(r), "CloseContext returned nil: the room is closed")
+	_, ok := reg.Get(r.ID())
+	assert.False(t, ok)
+	require.NoError(t, r.CloseContext(ctx, "again"), "closing a closed room")
+
+	// A room whose goroutine is held in a tick cannot close yet.
+	busy := create()
+	release := make(chan struct{})
+	unhold := sync.OnceFunc(func() { close(release) })
+	t.Cleanup(unhold)
+	select {
+	case hold <- release:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the room did not tick")
+	}
+	cancelled, cancelNow := context.WithCancel(context.Background())
+	cancelNow()
+	require.ErrorIs(t, busy.CloseContext(cancelled, "test"), context.Canceled)
+	short, cancelShort := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancelShort()
+	require.ErrorIs(t, busy.CloseContext(short, "test"), context.DeadlineExceeded)
+	assert.False(t, isDone(busy))
+
+	unhold()
+	select {
+	case <-busy.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("the room did not close once its tick ended")
+	}
+	_, ok = reg.Get(busy.ID())
+	assert.False(t, ok)
+	require.NoError(t, busy.CloseContext(ctx, "again"))
 }

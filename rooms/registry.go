@@ -25,8 +25,13 @@ type Registry struct {
 	order  []*Room // creation order: join-or-create fills older rooms first
 	seq    uint64  // rooms created
 	closed bool
-	stats  NodeStats
-	wg     sync.WaitGroup // room goroutines
+
+	// statsMu orders retiring a room (moving its counters into retired)
+	// against Stats, so a closing room is counted exactly once.
+	statsMu     sync.RWMutex
+	retired     NodeStats // the closed rooms' counters
+	roomsClosed atomic.Uint64
+	wg          sync.WaitGroup // room goroutines
 }
 
 // NewRegistry returns an empty registry.
@@ -44,8 +49,26 @@ func NewRegistry(cfg Config) (*Registry, error) {
 // Config returns the registry's configuration.
 func (g *Registry) Config() Config { return g.cfg }
 
-// Stats returns the counters over all the registry's rooms.
-func (g *Registry) Stats() *NodeStats { return &g.stats }
+// Stats returns the counters summed over the registry's rooms, open and
+// closed; counts only grow. It visits every open room's histograms: call it
+// for a scrape, not on a tick.
+func (g *Registry) Stats() *NodeStats {
+	g.statsMu.RLock() // no room retires while its counters are summed
+	defer g.statsMu.RUnlock()
+	g.mu.Lock()
+	rooms := slices.Clone(g.order)
+	created := g.seq
+	g.mu.Unlock()
+	s := &NodeStats{RoomsCreated: created, RoomsClosed: g.roomsClosed.Load()}
+	s.Ticks, s.Overruns, s.InputsDropped = g.retired.Ticks, g.retired.Overruns, g.retired.InputsDropped
+	s.Lateness.Merge(&g.retired.Lateness)
+	s.Duration.Merge(&g.retired.Duration)
+	s.SnapshotBytes.Merge(&g.retired.SnapshotBytes)
+	for _, r := range rooms {
+		s.add(&r.stats)
+	}
+	return s
+}
 
 // Players returns the seats taken in all rooms, held seats included.
 func (g *Registry) Players() int {
@@ -87,7 +110,6 @@ func (g *Registry) createLocked(opts RoomOptions) (*Room, error) {
 	}
 	g.seq++
 	r.seq = g.seq
-	g.stats.RoomsCreated.Add(1)
 	g.rooms[id] = r
 	g.order = append(g.order, r)
 	g.wg.Add(1)
@@ -124,12 +146,18 @@ func (g *Registry) List() []*Room {
 	return slices.Clone(g.order)
 }
 
+// unregister removes a room that stopped, and keeps its counters. Room
+// goroutine, after its last tick.
 func (g *Registry) unregister(r *Room) {
+	g.statsMu.Lock()
+	defer g.statsMu.Unlock()
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.rooms[r.id] == r {
 		delete(g.rooms, r.id)
 		g.order = slices.DeleteFunc(g.order, func(o *Room) bool { return o == r })
+		g.retired.add(&r.stats)
+		g.roomsClosed.Add(1)
 	}
 }
 
@@ -166,7 +194,8 @@ func (g *Registry) reserveSeat(mode string, size int) (*Room, error) {
 		return nil, ErrClosed
 	}
 	for _, r := range g.order {
-		if r.mode == mode && !r.private && (size == 0 || r.maxPlayers == size) &&
+		// A paused room is an operator's, being debugged: no newcomers.
+		if r.mode == mode && !r.private && !r.isPaused.Load() && (size == 0 || r.maxPlayers == size) &&
 			int(r.seats.Load()+r.reserved.Load()) < r.maxPlayers {
 			r.reserved.Add(1)
 			return r, nil
@@ -316,7 +345,6 @@ func (s *session) Input(in wire.Input) error {
 		if r := s.room.Load(); r != nil {
 			r.stats.InputsDropped.Add(1)
 		}
-		s.reg.stats.InputsDropped.Add(1)
 	}
 	return nil
 }

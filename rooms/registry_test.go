@@ -2,6 +2,8 @@ package rooms_test
 
 import (
 	"context"
+	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -162,4 +164,86 @@ func TestJoinOrCreateByRoomSize(t *testing.T) {
 	var er *wire.ErrorReply
 	require.ErrorAs(t, err, &er)
 	assert.Equal(t, wire.CodeBadRequest, er.Code)
+}
+
+// The node's counters sum its rooms, open and closed: a room closing takes
+// nothing away from them, and its own counts stay in.
+func TestNodeStatsKeepClosedRooms(t *testing.T) {
+	t.Parallel()
+	reg := newOpsRegistry(t, nil)
+	closing := createArena(t, reg)
+	staying := createArena(t, reg)
+	require.Eventually(t, func() bool { return closing.Stats().Ticks.Load() >= 5 }, 10*time.Second, time.Millisecond,
+		"the room ticks")
+
+	before := reg.Stats()
+	closing.Close("test")
+	stayingTicks, stayingDurations := staying.Stats().Ticks.Load(), staying.Stats().Duration.Count()
+	after := reg.Stats()
+
+	assert.Equal(t, before.RoomsCreated, after.RoomsCreated)
+	assert.Equal(t, uint64(2), after.RoomsCreated)
+	assert.Equal(t, before.RoomsClosed+1, after.RoomsClosed)
+	assert.GreaterOrEqual(t, after.Ticks, before.Ticks)
+	assert.GreaterOrEqual(t, after.Duration.Count(), before.Duration.Count())
+	assert.GreaterOrEqual(t, after.Lateness.Count(), before.Lateness.Count())
+	// Every tick of the closed room counts, with the open room's.
+	assert.GreaterOrEqual(t, after.Ticks, closing.Stats().Ticks.Load()+stayingTicks)
+	assert.GreaterOrEqual(t, after.Duration.Count(), closing.Stats().Duration.Count()+stayingDurations)
+}
+
+// Stats read while rooms close never go down.
+func TestNodeStatsNeverDecrease(t *testing.T) {
+	t.Parallel()
+	reg := newOpsRegistry(t, nil)
+	stop := make(chan struct{})
+	problems := make(chan string, 1)
+	scraped := make(chan struct{})
+	go func() {
+		defer close(scraped)
+		var ticks, durations, closed uint64
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			s := reg.Stats()
+			if s.Ticks < ticks || s.Duration.Count() < durations || s.RoomsClosed < closed {
+				select {
+				case problems <- fmt.Sprintf("went down: ticks %d→%d, durations %d→%d, rooms closed %d→%d",
+					ticks, s.Ticks, durations, s.Duration.Count(), closed, s.RoomsClosed):
+				default:
+				}
+			}
+			ticks, durations, closed = s.Ticks, s.Duration.Count(), s.RoomsClosed
+		}
+	}()
+	for range 4 {
+		batch := make([]*rooms.Room, 8)
+		for i := range batch {
+			batch[i] = createArena(t, reg)
+		}
+		require.Eventually(t, func() bool {
+			for _, r := range batch {
+				if r.Stats().Ticks.Load() == 0 {
+					return false
+				}
+			}
+			return true
+		}, 10*time.Second, time.Millisecond)
+		var wg sync.WaitGroup
+		for _, r := range batch {
+			wg.Go(func() { r.Close("test") })
+		}
+		wg.Wait()
+	}
+	close(stop)
+	<-scraped
+	select {
+	case p := <-problems:
+		t.Fatal(p)
+	default:
+	}
+	assert.Equal(t, uint64(32), reg.Stats().RoomsClosed)
 }

@@ -57,7 +57,6 @@ type Room struct {
 	isPaused atomic.Bool  // mirrors paused, for readers
 	messages messageQueue
 	stats    TickStats
-	node     *NodeStats
 	view     *sim.View // nil if the game has no positions
 
 	// Room goroutine only.
@@ -73,9 +72,10 @@ type Room struct {
 	current     *historyEntry
 	frames      []*netcode.SnapshotFrame // this tick's encodings, by base
 	enc         *wire.Encoder
-	tickTime    int64         // ms since the epoch at the current tick's start
-	badEntities bool          // logged once: the game returned unsorted entities
-	paused      bool          // the game does not step; snapshots carry FlagPaused
+	tickTime    int64 // ms since the epoch at the current tick's start
+	badEntities bool  // logged once: the game returned unsorted entities
+	paused      bool  // the game does not step; snapshots carry FlagPaused
+	pausedAt    time.Time
 	stepsLeft   int           // game steps to run while paused
 	stepped     chan struct{} // closed when stepsLeft reaches 0
 	gameTick    uint64        // the last tick the game stepped
@@ -127,11 +127,14 @@ func newRoom(reg *Registry, id string, opts RoomOptions, factory sim.Factory) (*
 		emptySince: time.Now(),
 		history:    make([]historyEntry, cfg.SnapshotHistory),
 		enc:        wire.NewEncoder(),
-		node:       &reg.stats,
 	}
 	if v, ok := game.(sim.Viewer); ok {
 		view := v.View()
-		r.view = &view
+		if view.X >= 0 && view.X < sim.MaxFields && view.Y >= 0 && view.Y < sim.MaxFields && view.Width > 0 && view.Height > 0 {
+			r.view = &view
+		} else {
+			r.log.Error("game's View names fields or a size out of range; the dashboard shows it as text (a game bug)", "view", view)
+		}
 	}
 	return r, nil
 }
@@ -229,7 +232,6 @@ func (r *Room) run() {
 		r.stats.Duration.Record(took)
 		r.stats.LastDuration.Store(int64(took))
 		r.stats.Ticks.Add(1)
-		r.node.record(slot, took)
 		n = slot.tick + 1
 		if r.expired(now) {
 			return
@@ -395,7 +397,7 @@ func (r *Room) SnapshotFrame(base uint64) *netcode.SnapshotFrame {
 		flags |= wire.FlagPaused
 	}
 	body := r.enc.SnapshotBody(r.current.tick, r.tickTime, base, flags, prev, r.current.entities)
-	r.node.SnapshotBytes.Record(len(body))
+	r.stats.SnapshotBytes.Record(len(body))
 	f := &netcode.SnapshotFrame{Tick: r.current.tick, Base: base, Body: slices.Clone(body)}
 	r.frames = append(r.frames, f)
 	return f
@@ -505,6 +507,7 @@ func (r *Room) leave(m *member, reason string) {
 		return
 	}
 	if m.sess != nil {
+		m.sess.conn.SetLabel("") // no seat now: later drops are not this player's
 		m.sess.detach(m)
 		m.sess = nil
 	}
@@ -550,7 +553,9 @@ func (r *Room) recomputeExpiry() {
 // has been empty for EmptyTimeout and should close. Room goroutine, O(1)
 // unless something is due.
 func (r *Room) expired(now time.Time) bool {
-	if !r.nextExpiry.IsZero() && !now.Before(r.nextExpiry) {
+	// Seat grace stands still while paused: the game must not change under
+	// an operator's eyes (Resume moves the deadlines on).
+	if !r.paused && !r.nextExpiry.IsZero() && !now.Before(r.nextExpiry) {
 		for _, m := range slices.Clone(r.members) {
 			if !m.droppedAt.IsZero() && !now.Before(m.droppedAt.Add(r.reg.cfg.SeatGrace)) {
 				r.leave(m, "disconnected")
@@ -577,6 +582,7 @@ func (r *Room) shutdown() {
 	for _, m := range r.members {
 		if m.sess != nil {
 			m.sess.conn.Send(msg)
+			m.sess.conn.SetLabel("")
 			m.sess.detach(m)
 		}
 		r.game.Leave(m.id)
@@ -587,7 +593,6 @@ func (r *Room) shutdown() {
 		close(r.stepped) // Step sees r.done and reports the room closed
 	}
 	r.reg.unregister(r)
-	r.node.RoomsClosed.Add(1)
 	r.log.Info("room closed", "reason", reason, "ticks", r.stats.Ticks.Load(), "overruns", r.stats.Overruns.Load())
 	// Operations still queued never run: their callers see r.done and fail
 	// with ErrRoomClosed.

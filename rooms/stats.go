@@ -19,23 +19,42 @@ type TickStats struct {
 	InputDepth    atomic.Int64
 	InputDepthMax atomic.Int64
 	InputsDropped atomic.Uint64 // inputs dropped because a player's queue was full
-}
-
-// NodeStats are a registry's counters over all its rooms, past and present,
-// safe to read at any time. Rooms add to them once per tick (or per snapshot
-// encoding), never per player, so they cost the tick a few atomic adds.
-type NodeStats struct {
-	RoomsCreated  atomic.Uint64
-	RoomsClosed   atomic.Uint64
-	Ticks         atomic.Uint64
-	Overruns      atomic.Uint64
-	Lateness      Histogram
-	Duration      Histogram
-	InputsDropped atomic.Uint64
 	// SnapshotBytes counts snapshot encodings by body size. A room encodes
 	// once per distinct base per tick; the bytes are shared by every
 	// member with that base.
 	SnapshotBytes SizeHistogram
+}
+
+// NodeStats are a registry's counters summed over all its rooms, open and
+// closed, as Registry.Stats computes them. Each room counts into its own
+// TickStats only, so rooms share no counters on their ticks.
+type NodeStats struct {
+	RoomsCreated  uint64
+	RoomsClosed   uint64
+	Ticks         uint64
+	Overruns      uint64
+	InputsDropped uint64
+	Lateness      Histogram
+	Duration      Histogram
+	SnapshotBytes SizeHistogram
+}
+
+// add sums a room's counters into s.
+func (s *NodeStats) add(t *TickStats) {
+	s.Ticks += t.Ticks.Load()
+	s.Overruns += t.Overruns.Load()
+	s.InputsDropped += t.InputsDropped.Load()
+	s.Lateness.Merge(&t.Lateness)
+	s.Duration.Merge(&t.Duration)
+	s.SnapshotBytes.Merge(&t.SnapshotBytes)
+}
+
+// Merge adds o's counts to h.
+func (h *SizeHistogram) Merge(o *SizeHistogram) {
+	for i := range o.counts {
+		h.counts[i].Add(o.counts[i].Load())
+	}
+	h.sum.Add(o.sum.Load())
 }
 
 // SizeBuckets is the number of SizeHistogram buckets: bucket i counts sizes
@@ -89,11 +108,3 @@ func (h *Histogram) CumulativeUpTo(d time.Duration) uint64 {
 
 // Sum returns the total of the recorded durations.
 func (h *Histogram) Sum() time.Duration { return time.Duration(h.sumNanos.Load()) }
-
-// record adds one tick of a room.
-func (s *NodeStats) record(sl slot, took time.Duration) {
-	s.Ticks.Add(1)
-	s.Overruns.Add(sl.skipped)
-	s.Lateness.Record(sl.late)
-	s.Duration.Record(took)
-}

@@ -232,3 +232,23 @@ func BenchmarkArenaStep16(b *testing.B) {
 		a.Step(&tick)
 	}
 }
+
+// The arena tells tools where its players are: fields X and Y, within the
+// world's size.
+func TestArenaViewLocatesPlayers(t *testing.T) {
+	a, err := sim.NewArena(sim.DefaultArenaConfig(), 7)
+	require.NoError(t, err)
+	var g sim.Game = a
+	v, ok := g.(sim.Viewer)
+	require.True(t, ok, "the arena implements sim.Viewer")
+	view := v.View()
+	assert.Equal(t, sim.View{Width: 100_00, Height: 100_00, X: 0, Y: 1, Kinds: map[uint16]string{sim.ArenaPlayerKind: "player"}}, view)
+	for p := sim.PlayerID(1); p <= 20; p++ {
+		require.NoError(t, a.Join(p))
+	}
+	for _, e := range a.AppendEntities(nil) {
+		assert.Equal(t, "player", view.Kinds[e.Kind])
+		assert.True(t, e.Fields[view.X] >= 0 && e.Fields[view.X] <= view.Width, "x %d in the world", e.Fields[view.X])
+		assert.True(t, e.Fields[view.Y] >= 0 && e.Fields[view.Y] <= view.Height, "y %d in the world", e.Fields[view.Y])
+	}
+}

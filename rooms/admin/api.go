@@ -7,7 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -157,13 +160,8 @@ type roomList struct {
 
 func (s *Server) listRooms(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	for key := range q {
-		switch key {
-		case "mode", "has_free_seats", "limit", "cursor":
-		default:
-			writeError(w, http.StatusBadRequest, "bad_request", fmt.Sprintf("unknown query parameter %q (mode, has_free_seats, limit, cursor)", key))
-			return
-		}
+	if !knownParams(w, q, "mode", "has_free_seats", "limit", "cursor") {
+		return
 	}
 	mode := q.Get("mode")
 	var free *bool
@@ -251,7 +249,6 @@ func (s *Server) createRoom(w http.ResponseWriter, r *http.Request) {
 		s.roomError(w, err)
 		return
 	}
-	s.log.Info("room created by operator", "room", room.ID(), "mode", room.Mode(), "remote", r.RemoteAddr)
 	in, err := room.Inspect()
 	if err != nil {
 		s.roomError(w, err)
@@ -289,8 +286,10 @@ func (s *Server) deleteRoom(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	s.log.Info("room closed by operator", "room", room.ID(), "remote", r.RemoteAddr)
-	room.Close("closed by operator")
+	if err := room.CloseContext(r.Context(), "closed by operator"); err != nil {
+		s.roomError(w, err)
+		return
+	}
 	w.WriteHeader(http.StatusNoContent)
 }
 
@@ -321,7 +320,6 @@ func (s *Server) kick(w http.ResponseWriter, r *http.Request) {
 		s.roomError(w, err)
 		return
 	}
-	s.log.Info("player kicked by operator", "room", room.ID(), "player", pid, "reason", req.Reason, "remote", r.RemoteAddr)
 	writeJSON(w, http.StatusOK, map[string]any{"room": room.ID(), "player": pid, "kicked": true})
 }
 
@@ -415,14 +413,14 @@ type pauseState struct {
 }
 
 func (s *Server) pause(w http.ResponseWriter, r *http.Request) {
-	s.pauseOp(w, r, (*rooms.Room).Pause, "room paused by operator")
+	s.pauseOp(w, r, (*rooms.Room).Pause)
 }
 
 func (s *Server) resume(w http.ResponseWriter, r *http.Request) {
-	s.pauseOp(w, r, (*rooms.Room).Resume, "room resumed by operator")
+	s.pauseOp(w, r, (*rooms.Room).Resume)
 }
 
-func (s *Server) pauseOp(w http.ResponseWriter, r *http.Request, op func(*rooms.Room) error, what string) {
+func (s *Server) pauseOp(w http.ResponseWriter, r *http.Request, op func(*rooms.Room) error) {
 	room, ok := s.room(w, r)
 	if !ok {
 		return
@@ -434,7 +432,6 @@ func (s *Server) pauseOp(w http.ResponseWriter, r *http.Request, op func(*rooms.
 		s.roomError(w, err)
 		return
 	}
-	s.log.Info(what, "room", room.ID(), "remote", r.RemoteAddr)
 	in, err := room.Inspect()
 	if err != nil {
 		s.roomError(w, err)
@@ -451,6 +448,9 @@ func (s *Server) step(w http.ResponseWriter, r *http.Request) {
 	if s.noBody(w, r) {
 		return
 	}
+	if !knownParams(w, r.URL.Query(), "ticks") {
+		return
+	}
 	n := 1
 	if v := r.URL.Query().Get("ticks"); v != "" {
 		var err error
@@ -464,7 +464,6 @@ func (s *Server) step(w http.ResponseWriter, r *http.Request) {
 		s.roomError(w, err)
 		return
 	}
-	s.log.Info("room stepped by operator", "room", room.ID(), "steps", n, "game_tick", tick, "remote", r.RemoteAddr)
 	writeJSON(w, http.StatusOK, pauseState{Room: room.ID(), Paused: room.Paused(), GameTick: tick})
 }
 
@@ -494,6 +493,18 @@ func (s *Server) state(w http.ResponseWriter, r *http.Request) {
 	h.Set("X-Tickroom-Tick", strconv.FormatUint(tick, 10))
 	h.Set("Cache-Control", "no-store")
 	_, _ = w.Write(state)
+}
+
+// knownParams answers 400 if q has a parameter not in names: a misspelt
+// parameter (step?tick=5) must not silently mean its default.
+func knownParams(w http.ResponseWriter, q url.Values, names ...string) bool {
+	for key := range q {
+		if !slices.Contains(names, key) {
+			writeError(w, http.StatusBadRequest, "bad_request", fmt.Sprintf("unknown query parameter %q (this route takes: %s)", key, strings.Join(names, ", ")))
+			return false
+		}
+	}
+	return true
 }
 
 // roomError answers a registry or room error with its status.

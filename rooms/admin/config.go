@@ -37,14 +37,14 @@ type Config struct {
 // DefaultConfig returns the configuration tickroom serve starts from.
 func DefaultConfig() Config {
 	return Config{
-		MaxBodyBytes:       64 << 10, // room metadata and broadcasts are small
-		MaxBroadcastBytes:  1 << 10,  // a chat line, like a room message
-		MaxStreams:         32,       // a few operators, each with a tab or two
-		SampleInterval:     time.Second,
-		History:            5 * time.Minute,
-		WatchRate:          30, // smooth enough to watch, half the tick rate
-		MaxSteps:           600,
-		StreamWriteTimeout: 5 * time.Second,
+		MaxBodyBytes:       64 << 10,        // room metadata and broadcasts are small
+		MaxBroadcastBytes:  1 << 10,         // a chat line, like a room message
+		MaxStreams:         32,              // a few operators, each with a tab or two
+		SampleInterval:     time.Second,     // a live chart's resolution
+		History:            5 * time.Minute, // "the last minutes" a new dashboard shows at once
+		WatchRate:          30,              // smooth enough to watch, half the tick rate
+		MaxSteps:           600,             // ten seconds at 60 Hz: a step request returns in reasonable time
+		StreamWriteTimeout: 5 * time.Second, // a dashboard that stops reading is gone
 	}
 }
 

@@ -123,7 +123,7 @@ func (f *feed) take(now time.Time) nodeEvent {
 	for _, r := range netcode.DisconnectReasons() {
 		disc += srv.Stats().Disconnects(r)
 	}
-	over := node.Overruns.Load()
+	over := node.Overruns
 
 	list := reg.List()
 	ev := nodeEvent{
@@ -334,6 +334,9 @@ type frameJSON struct {
 func (s *Server) watch(w http.ResponseWriter, r *http.Request) {
 	room, ok := s.room(w, r)
 	if !ok {
+		return
+	}
+	if !knownParams(w, r.URL.Query(), "hz") {
 		return
 	}
 	hz := s.cfg.WatchRate

@@ -9,11 +9,12 @@ import (
 	"github.com/tickroom/tickroom/rooms"
 )
 
-// durationBuckets are the tick histograms' Prometheus buckets, in seconds:
-// multiples of the rooms' 10 µs resolution, spanning a tick budget at 60 Hz.
+// durationBuckets are the tick histograms' Prometheus buckets: multiples of
+// the rooms' 10 µs resolution, up to the 10 ms their histograms cover (the
+// rest is +Inf). A bucket counts durations below its bound.
 var durationBuckets = []time.Duration{
 	50 * time.Microsecond, 100 * time.Microsecond, 250 * time.Microsecond, 500 * time.Microsecond,
-	time.Millisecond, 2 * time.Millisecond, 4 * time.Millisecond, 8 * time.Millisecond, 16 * time.Millisecond,
+	time.Millisecond, 2 * time.Millisecond, 4 * time.Millisecond, 8 * time.Millisecond, 10 * time.Millisecond,
 }
 
 // collector exports the counters rooms and connections already keep. It
@@ -55,7 +56,7 @@ func newCollector(reg *rooms.Registry, srv *netcode.Server) *collector {
 		bytes:             d("bytes_total", "WebSocket bytes received (in) and sent (out).", "direction"),
 		messages:          d("messages_total", "WebSocket messages received (in) and sent (out).", "direction"),
 		disconnects:       d("disconnects_total", "Connections ended, by reason.", "reason"),
-		handshakeFailures: d("handshake_failures_total", "Connections that failed the WebSocket upgrade or the Hello."),
+		handshakeFailures: d("handshake_failures_total", "WebSocket upgrades that failed, and Hellos that were malformed, of another version or late. Clients that hung up before their Hello count only in disconnects_total{reason=\"handshake_failed\"}."),
 		accepted:          d("connections_accepted_total", "TCP connections accepted on the game endpoint."),
 	}
 }
@@ -92,10 +93,10 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(c.inputDepthMax, float64(deepest))
 
 	node := c.reg.Stats()
-	counter(c.roomsCreated, node.RoomsCreated.Load())
-	counter(c.roomsClosed, node.RoomsClosed.Load())
-	counter(c.ticks, node.Ticks.Load())
-	counter(c.overruns, node.Overruns.Load())
+	counter(c.roomsCreated, node.RoomsCreated)
+	counter(c.roomsClosed, node.RoomsClosed)
+	counter(c.ticks, node.Ticks)
+	counter(c.overruns, node.Overruns)
 	ch <- durationHistogram(c.tickDuration, &node.Duration)
 	ch <- durationHistogram(c.tickLateness, &node.Lateness)
 
@@ -112,7 +113,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstHistogram(c.snapshotBytes, total, float64(sum), buckets)
 
 	t := c.net.Totals()
-	counter(c.inputsDropped, node.InputsDropped.Load(), "queue_full")
+	counter(c.inputsDropped, node.InputsDropped, "queue_full")
 	counter(c.inputsDropped, t.InputsDropped, "rate_limited")
 	counter(c.snapshotsReplaced, t.SnapshotsReplaced)
 	counter(c.bytes, t.BytesIn, "in")

@@ -139,8 +139,8 @@ func (s *Server) routes(metrics http.Handler) http.Handler {
 	// The dashboard page and its scripts hold no data (they ask for the
 	// token and fetch everything with it), so a browser can load them
 	// without one.
-	mux.Handle("/{$}", only("GET", files.ServeHTTP))
-	mux.Handle("/static/", only("GET", http.StripPrefix("/static", files).ServeHTTP))
+	mux.Handle("/{$}", only("GET", pageHeaders(files).ServeHTTP))
+	mux.Handle("/static/", only("GET", http.StripPrefix("/static", pageHeaders(files)).ServeHTTP))
 
 	auth := s.auth
 	mux.Handle("/openapi.json", auth(only("GET", s.openapi)))
@@ -173,8 +173,73 @@ func (s *Server) routes(metrics http.Handler) http.Handler {
 	csrf.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusForbidden, "cross_origin", "cross-origin requests are refused")
 	}))
-	return csrf.Handler(mux)
+	return s.loopbackHost(s.accessLog(csrf.Handler(mux)))
 }
+
+// loopbackHost refuses, when no token is configured, requests whose Host is
+// not a loopback address. Without a token the listener is on loopback only,
+// but a web page could still reach it through the operator's browser by
+// DNS rebinding (its own name made to resolve to 127.0.0.1), and would then
+// count as same-origin; its Host header still names it.
+func (s *Server) loopbackHost(next http.Handler) http.Handler {
+	if s.cfg.Token != "" {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host := r.Host
+		if h, _, err := net.SplitHostPort(host); err == nil {
+			host = h
+		}
+		if !isLoopback(strings.Trim(host, "[]")) {
+			writeError(w, http.StatusForbidden, "bad_host", fmt.Sprintf("without a token this listener answers only requests to a loopback host, not %q", r.Host))
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// pageHeaders keeps the dashboard's page from being framed by another site
+// or run with anything but its own scripts.
+func pageHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'")
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Referrer-Policy", "no-referrer")
+		next.ServeHTTP(w, r)
+	})
+}
+
+// accessLog logs every request that changes something (all but GET and
+// HEAD), with its outcome and who asked: the operators' audit trail. The
+// rooms log what the change did.
+func (s *Server) accessLog(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet || r.Method == http.MethodHead {
+			next.ServeHTTP(w, r)
+			return
+		}
+		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		next.ServeHTTP(rec, r)
+		s.log.Info("admin request", "method", r.Method, "path", r.URL.Path, "query", r.URL.RawQuery,
+			"status", rec.status, "remote", r.RemoteAddr)
+	})
+}
+
+// statusRecorder remembers the status a handler wrote.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (r *statusRecorder) WriteHeader(status int) {
+	r.status = status
+	r.ResponseWriter.WriteHeader(status)
+}
+
+// Unwrap lets http.ResponseController reach the real writer.
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
 
 // methods routes a path's requests by method; others get 405.
 type methods map[string]http.HandlerFunc
