@@ -76,11 +76,25 @@ type Conn struct {
 	id     uint64
 	client string // from the Hello, for logs; set by the reader before Open
 
-	control    chan outFrame
-	wake       chan struct{} // cap 1: a snapshot waits in slot
 	slot       snapshotSlot
 	closing    chan struct{} // closed once the connection is closing
-	writerDone chan struct{}
+	writerDone chan struct{} // closed when the last writer goroutine is done for good
+
+	// The writer goroutine runs only while there is something to write:
+	// control frames, a snapshot the fast path could not write, a ping, or
+	// the close. An idle connection has none, which saves its stack. w
+	// guards the writer's work list and its life.
+	w struct {
+		sync.Mutex
+		queue    []outFrame // control frames, at most ControlQueue
+		spare    []outFrame // the queue's other buffer, while the writer works
+		snapshot bool       // a snapshot waits in slot, or a handed-off frame
+		ping     bool
+		lastPing time.Time // when the last ping was asked for
+		ready    bool      // the upgrade is done: writing may start
+		running  bool
+		finished bool // the close was written: no writer starts again
+	}
 
 	closeOnce sync.Once
 	causeMu   sync.Mutex
@@ -115,9 +129,9 @@ type Conn struct {
 	// finishes the frame before anything else.
 	owner   atomic.Int32
 	handoff atomic.Bool
-	// queued counts control frames sent to c.control and not yet written:
-	// unlike len(c.control), it still counts a frame the writer has taken
-	// but not written, so the fast path cannot overtake it.
+	// queued counts control frames queued and not yet written: unlike the
+	// queue's length, it still counts a frame the writer has taken but not
+	// written, so the fast path cannot overtake it.
 	queued      atomic.Int32
 	handoffRest []byte
 	raw         rawWriter // nil where non-blocking writes are not wired up
@@ -180,17 +194,61 @@ func (c *Conn) Send(msg []byte) {
 
 // enqueue queues a control frame without blocking; false if the queue is full.
 func (c *Conn) enqueue(f outFrame) bool {
-	c.queued.Add(1)
-	select {
-	case c.control <- f:
-		return true
-	default:
-		c.queued.Add(-1)
+	c.w.Lock()
+	defer c.w.Unlock()
+	if len(c.w.queue) >= c.srv.cfg.ControlQueue {
 		return false
+	}
+	c.queued.Add(1)
+	c.w.queue = append(c.w.queue, f)
+	c.startWriterLocked()
+	return true
+}
+
+// wakeWriter has the writer write the snapshot waiting in the slot (or
+// finish a handed-off frame, or write the close), starting it if need be.
+func (c *Conn) wakeWriter() {
+	c.w.Lock()
+	c.w.snapshot = true
+	c.startWriterLocked()
+	c.w.Unlock()
+}
+
+// startWriterLocked starts the writer goroutine unless it runs, is done for
+// good, or the upgrade is not done. The caller holds c.w.
+func (c *Conn) startWriterLocked() {
+	if c.w.running || c.w.finished || !c.w.ready {
+		return
+	}
+	c.w.running = true
+	go c.writeLoop()
+}
+
+// writerReady lets writing start, once the upgrade's response is written.
+func (c *Conn) writerReady() {
+	c.w.Lock()
+	defer c.w.Unlock()
+	c.w.ready = true
+	c.w.lastPing = time.Now()
+	if len(c.w.queue) > 0 || c.w.snapshot || c.isClosing() {
+		c.startWriterLocked()
 	}
 }
 
-// writeControl writes a control frame taken from c.control. The caller owns
+// pingIfDue asks the writer for a heartbeat ping if the last was a
+// PingInterval ago. The server's pinger calls it.
+func (c *Conn) pingIfDue(now time.Time) {
+	c.w.Lock()
+	defer c.w.Unlock()
+	if !c.w.ready || c.w.finished || now.Sub(c.w.lastPing) < c.srv.cfg.PingInterval {
+		return
+	}
+	c.w.lastPing = now
+	c.w.ping = true
+	c.startWriterLocked()
+}
+
+// writeControl writes a control frame taken from the queue. The caller owns
 // the socket.
 func (c *Conn) writeControl(f outFrame) bool {
 	ok := c.writeFrame(f.op, f.data)
@@ -209,10 +267,7 @@ func (c *Conn) OfferSnapshot(src SnapshotSource, tick uint64, ack uint32) {
 	if c.slot.offer(src, tick, ack) {
 		c.stats.SnapshotsReplaced.Add(1)
 	}
-	select {
-	case c.wake <- struct{}{}:
-	default:
-	}
+	c.wakeWriter()
 }
 
 // offer puts the snapshot of tick in the slot and reports whether it replaced
@@ -281,6 +336,7 @@ func (c *Conn) end(cause error, send *CloseError) {
 		c.send = send
 		c.causeMu.Unlock()
 		close(c.closing)
+		c.wakeWriter() // to write the close frame, if the upgrade is done
 	})
 }
 
@@ -307,50 +363,81 @@ func (c *Conn) isClosing() bool {
 	}
 }
 
-// writeLoop is the connection's writer goroutine.
+// writeLoop is the connection's writer goroutine. It runs while there is
+// work and exits when there is none; the next piece of work starts it
+// again. Control frames go first: replies and events are small and must not
+// wait behind a snapshot, and a join's Joined must precede the seat's first
+// snapshot. Once the connection is closing it writes what is queued and the
+// close frame, and is done for good.
 func (c *Conn) writeLoop() {
-	defer close(c.writerDone)
-	ping := time.NewTicker(c.srv.cfg.PingInterval)
-	defer ping.Stop()
-	var stamp [8]byte // a ping carries its send time, which the pong echoes
 	for {
-		var ok bool
-		// Control messages go first: replies and events are small and
-		// must not wait behind a snapshot backlog.
-		select {
-		case f := <-c.control:
-			ok = c.own() && c.writeControl(f)
-			c.disown()
-			if !ok {
-				return
-			}
-			continue
-		default:
-		}
-		select {
-		case <-c.closing:
-			if c.own() {
-				c.writeClose()
-			}
-			c.disown()
+		c.w.Lock()
+		queue := c.w.queue
+		c.w.queue = c.w.spare[:0]
+		c.w.spare = nil
+		snapshot, ping := c.w.snapshot, c.w.ping
+		c.w.snapshot, c.w.ping = false, false
+		closing := c.isClosing()
+		if closing {
+			c.w.finished = true
+		} else if len(queue) == 0 && !snapshot && !ping && !c.handoff.Load() {
+			c.w.running = false
+			c.w.queue = queue // empty: keep its buffer
+			c.w.Unlock()
 			return
-		case f := <-c.control:
-			ok = c.own() && c.writeControl(f)
-		case <-c.wake:
-			// Replies queued at the same moment go first: a join's
-			// Joined must precede the seat's first snapshot.
-			ok = c.own() && c.flushControl() && c.writeSnapshot()
-		case <-ping.C:
-			sent := int64(time.Since(c.srv.epoch))
-			c.pinged.Store(sent) // before the ping is written, so before its pong can arrive
-			binary.BigEndian.PutUint64(stamp[:], uint64(sent))
-			ok = c.own() && c.writeFrame(ws.OpPing, stamp[:])
+		}
+		c.w.Unlock()
+
+		if closing {
+			if c.own() {
+				c.writeClose(queue)
+			}
+			c.disown()
+			close(c.writerDone)
+			return
+		}
+		ok := c.own()
+		for _, f := range queue {
+			if ok {
+				ok = c.writeControl(f)
+			} else {
+				c.queued.Add(-1)
+			}
+		}
+		if ok && snapshot {
+			if c.queued.Load() > 0 {
+				// A reply was queued meanwhile: it goes first (a join's
+				// Joined before the seat's first snapshot), next round.
+				c.w.Lock()
+				c.w.snapshot = true
+				c.w.Unlock()
+			} else {
+				ok = c.writeSnapshot()
+			}
+		}
+		if ok && ping {
+			ok = c.writePing()
 		}
 		c.disown()
-		if !ok {
-			return
+		// A failed write ended the connection: the next round writes the
+		// close (or nothing, for a broken socket) and finishes.
+		clear(queue) // drop references to sent messages
+		c.w.Lock()
+		if cap(queue) <= 8 { // a burst's large buffer is let go
+			c.w.spare = queue[:0]
 		}
+		c.w.Unlock()
 	}
+}
+
+// writePing writes a heartbeat ping carrying its send time, which the pong
+// echoes, so the pong gives the RTT.
+func (c *Conn) writePing() bool {
+	sent := int64(time.Since(c.srv.epoch))
+	c.pinged.Store(sent) // before the ping is written, so before its pong can arrive
+	var stamp [8]byte
+	binary.BigEndian.PutUint64(stamp[:], uint64(sent))
+	return c.writeFrame(ws.OpPing, stamp[:])
 }
 
 // own makes the writer goroutine the socket's writer: at once if the room
@@ -408,30 +495,13 @@ func (c *Conn) writeDirect(src SnapshotSource, tick uint64, ack uint32) bool {
 		// frame, blocking as long as WriteTimeout allows (and counts it).
 		c.handoffRest = b[n:]
 		c.handoff.Store(true)
-		select {
-		case c.wake <- struct{}{}:
-		default:
-		}
+		c.wakeWriter()
 	default:
 		c.end(fmt.Errorf("netcode: write: %w", err), nil)
 		_ = c.nc.Close() // unblocks the reader
 		c.disown()
 	}
 	return true
-}
-
-// flushControl writes every control message already queued.
-func (c *Conn) flushControl() bool {
-	for {
-		select {
-		case f := <-c.control:
-			if !c.writeControl(f) {
-				return false
-			}
-		default:
-			return true
-		}
-	}
 }
 
 func (c *Conn) writeSnapshot() bool {
@@ -494,25 +564,19 @@ func (c *Conn) write(b []byte) bool {
 // explains the close, say) and the close frame, then half-closes the TCP
 // connection so the client reads the frame and an EOF rather than a reset,
 // and gives the reader CloseGrace to see the client's answer.
-func (c *Conn) writeClose() {
+func (c *Conn) writeClose(queue []outFrame) {
 	if _, send := c.endCause(); send != nil {
 		c.writeDeadline = time.Now().Add(c.srv.cfg.CloseGrace)
 		_ = c.nc.SetWriteDeadline(c.writeDeadline)
-	drain:
-		for {
-			select {
-			case f := <-c.control:
-				if f.op != ws.OpBinary {
-					continue
-				}
-				if _, err := c.nc.Write(wsframe.AppendHeader(c.wbuf[:0], ws.OpBinary, len(f.data), nil)); err != nil {
-					break drain
-				}
-				if _, err := c.nc.Write(f.data); err != nil {
-					break drain
-				}
-			default:
-				break drain
+		for _, f := range queue {
+			if f.op != ws.OpBinary {
+				continue
+			}
+			if _, err := c.nc.Write(wsframe.AppendHeader(c.wbuf[:0], ws.OpBinary, len(f.data), nil)); err != nil {
+				break
+			}
+			if _, err := c.nc.Write(f.data); err != nil {
+				break
 			}
 		}
 		body := wsframe.CloseBody(uint16(send.Code), send.Reason)
@@ -552,7 +616,7 @@ func (c *Conn) serve() {
 	}
 	_ = c.nc.SetWriteDeadline(time.Time{})
 	// Only now may anything else be written: the 101 response comes first.
-	go c.writeLoop()
+	c.writerReady()
 
 	if !c.handshake() {
 		c.drain()
@@ -845,10 +909,7 @@ func (c *Conn) request(s Session, m *wire.ClientMessage) {
 		c.slot.hold()
 		defer func() {
 			if c.slot.release() {
-				select {
-				case c.wake <- struct{}{}:
-				default:
-				}
+				c.wakeWriter()
 			}
 		}()
 		var j wire.Joined

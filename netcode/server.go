@@ -176,6 +176,12 @@ type Server struct {
 	closed    bool
 	wg        sync.WaitGroup // connection goroutines
 	nextID    atomic.Uint64
+
+	// The pinger asks every connection for its heartbeat ping in turn, so
+	// that idle connections need no goroutine or timer of their own.
+	pingerOnce sync.Once
+	stopPinger chan struct{}
+	pingerDone chan struct{}
 }
 
 // NewServer returns a Server that hands connections to h.
@@ -191,13 +197,15 @@ func NewServer(cfg ServerConfig, h Handler) (*Server, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{
-		cfg:       cfg,
-		handler:   h,
-		log:       log,
-		listeners: make(map[net.Listener]struct{}),
-		conns:     make(map[*Conn]struct{}),
-		epoch:     time.Now(),
-		recent:    disconnectLog{ring: make([]Disconnect, cfg.DisconnectLog)},
+		cfg:        cfg,
+		handler:    h,
+		log:        log,
+		listeners:  make(map[net.Listener]struct{}),
+		conns:      make(map[*Conn]struct{}),
+		epoch:      time.Now(),
+		stopPinger: make(chan struct{}),
+		pingerDone: make(chan struct{}),
+		recent:     disconnectLog{ring: make([]Disconnect, cfg.DisconnectLog)},
 	}
 	s.encoders.New = func() any { return wire.NewEncoder() }
 	path := []byte(cfg.Path)
@@ -229,6 +237,7 @@ func (s *Server) Serve(ln net.Listener) error {
 	}
 	s.listeners[ln] = struct{}{}
 	s.mu.Unlock()
+	s.pingerOnce.Do(func() { go s.pinger() })
 	defer func() {
 		s.mu.Lock()
 		delete(s.listeners, ln)
@@ -278,8 +287,6 @@ func (s *Server) add(nc net.Conn) bool {
 		nc:         nc,
 		id:         id,
 		opened:     time.Now(),
-		control:    make(chan outFrame, s.cfg.ControlQueue),
-		wake:       make(chan struct{}, 1),
 		closing:    make(chan struct{}),
 		writerDone: make(chan struct{}),
 		// Buffered: a client frame's header, mask and payload then cost one
@@ -332,11 +339,39 @@ func (s *Server) Conns() int {
 	return len(s.conns)
 }
 
+// pinger is the server's heartbeat goroutine: a few times per PingInterval
+// it has each connection whose last ping is a PingInterval old send one.
+// Serve starts it; Shutdown stops it and waits for it.
+func (s *Server) pinger() {
+	defer close(s.pingerDone)
+	t := time.NewTicker(max(s.cfg.PingInterval/4, time.Millisecond))
+	defer t.Stop()
+	var conns []*Conn
+	for {
+		select {
+		case <-s.stopPinger:
+			return
+		case now := <-t.C:
+			s.mu.Lock()
+			conns = conns[:0]
+			for c := range s.conns {
+				conns = append(conns, c)
+			}
+			s.mu.Unlock()
+			for _, c := range conns {
+				c.pingIfDue(now)
+			}
+			clear(conns) // let closed connections go
+		}
+	}
+}
+
 // Shutdown stops accepting, closes every connection with 1001 and reason,
 // and waits for their goroutines (and so their Sessions' Closed) to finish or
 // for ctx to end. It is safe to call more than once.
 func (s *Server) Shutdown(ctx context.Context, reason string) error {
 	s.mu.Lock()
+	wasClosed := s.closed
 	s.closed = true
 	for ln := range s.listeners {
 		ln.Close()
@@ -349,6 +384,11 @@ func (s *Server) Shutdown(ctx context.Context, reason string) error {
 	for _, c := range conns {
 		c.Close(wire.CloseGoingAway, reason)
 	}
+	if !wasClosed {
+		s.pingerOnce.Do(func() { close(s.pingerDone) }) // never started: nothing to wait for
+		close(s.stopPinger)
+	}
+	<-s.pingerDone
 	done := make(chan struct{})
 	go func() {
 		s.wg.Wait()
