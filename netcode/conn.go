@@ -1,6 +1,7 @@
 package netcode
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/binary"
@@ -109,8 +110,12 @@ type Conn struct {
 	// nanoseconds since the server's epoch; 0 before the first.
 	pinged atomic.Int64
 
-	// Reader goroutine only.
-	rd           *wsframe.Reader
+	// The reading side: the reader goroutine, or, once the handshake is
+	// done and a poller reads the connection (poll), whichever of the
+	// poller and the connection's request goroutine holds it (pollState).
+	rd           *wsframe.Reader // until the poller takes over
+	br           *bufio.Reader   // rd's source
+	session      Session
 	dec          *wire.Decoder
 	msg          wire.ClientMessage
 	inputs       tokenBucket
@@ -120,6 +125,21 @@ type Conn struct {
 	errThrottle  map[wire.ErrorCode]time.Time
 	abuseWindow  time.Time // start of the second in which abuseDrops counts
 	abuseDrops   int
+	parser       *wsframe.Parser // with a poller
+	pend         []byte          // with a poller: a frame's start, read and not yet parsed
+	draining     bool            // with a poller: the connection is closing; reads are discarded
+
+	// With a poller (see poller): nil without. pollFD is the socket's
+	// descriptor; pollState and pollFinish are guarded by the poller's mu.
+	// lastRead (nanoseconds since the server's epoch) is when the poller
+	// last read anything, for the pinger's heartbeat check; graceTimer
+	// finishes a connection whose client does not answer the close.
+	poll       *poller
+	pollFD     int
+	pollState  pollState
+	pollFinish bool
+	lastRead   atomic.Int64
+	graceTimer *time.Timer
 
 	// The socket's writer: whoever holds owner (1) may write, either the
 	// writer goroutine or, on the fast path, the room offering a snapshot.
@@ -134,7 +154,7 @@ type Conn struct {
 	// written, so the fast path cannot overtake it.
 	queued      atomic.Int32
 	handoffRest []byte
-	raw         rawWriter // nil where non-blocking writes are not wired up
+	raw         rawIO // nil where non-blocking reads and writes are not wired up
 
 	// Owned by the socket's writer (see owner).
 	wbuf          []byte
@@ -246,6 +266,17 @@ func (c *Conn) pingIfDue(now time.Time) {
 	c.w.lastPing = now
 	c.w.ping = true
 	c.startWriterLocked()
+}
+
+// heartbeatDue closes a connection read by a poller from which nothing
+// arrived for HeartbeatTimeout (a reader goroutine has a read deadline
+// instead). The server's pinger calls it.
+func (c *Conn) heartbeatDue(now time.Time) {
+	last := c.lastRead.Load()
+	if c.poll == nil || last == 0 || now.Sub(c.srv.epoch)-time.Duration(last) <= c.srv.cfg.HeartbeatTimeout || c.isClosing() {
+		return
+	}
+	c.Close(wire.CloseHeartbeatTimeout, "no frame within the heartbeat timeout")
 }
 
 // writeControl writes a control frame taken from the queue. The caller owns
@@ -498,7 +529,7 @@ func (c *Conn) writeDirect(src SnapshotSource, tick uint64, ack uint32) bool {
 		c.wakeWriter()
 	default:
 		c.end(fmt.Errorf("netcode: write: %w", err), nil)
-		_ = c.nc.Close() // unblocks the reader
+		c.stopReading()
 		c.disown()
 	}
 	return true
@@ -553,7 +584,7 @@ func (c *Conn) write(b []byte) bool {
 			err = fmt.Errorf("netcode: write: %w", err)
 		}
 		c.end(err, nil)
-		_ = c.nc.Close() // unblocks the reader
+		c.stopReading()
 		return false
 	}
 	c.stats.MessagesOut.Add(1)
@@ -587,31 +618,35 @@ func (c *Conn) writeClose(queue []outFrame) {
 			_ = tc.CloseWrite()
 		}
 	}
+	if c.poll != nil {
+		poll := c.poll
+		c.graceTimer = time.AfterFunc(c.srv.cfg.CloseGrace, func() { poll.requestFinish(c) })
+		return
+	}
 	_ = c.nc.SetReadDeadline(time.Now().Add(c.srv.cfg.CloseGrace))
 }
 
+// stopReading makes the reading side give up on a socket whose write
+// failed: the reader goroutine's read fails, or the poller finishes the
+// connection.
+func (c *Conn) stopReading() {
+	if c.poll != nil {
+		c.poll.requestFinish(c)
+		return
+	}
+	_ = c.nc.Close()
+}
+
 // serve is the connection's reader goroutine: upgrade, handshake, then read
-// until the connection ends.
+// until the connection ends, or, with a poller, hand the reading to it.
 func (c *Conn) serve() {
-	var session Session
-	defer func() {
-		c.end(&CloseError{Code: wire.CloseInternalError, Reason: "connection ended"}, nil)
-		<-c.writerDone
-		_ = c.nc.Close()
-		cause, _ := c.endCause()
-		label := c.Label() // as it was when the connection ended: Closed may clear it
-		if session != nil {
-			session.Closed(cause)
-		}
-		c.recordEnd(cause, label)
-		c.srv.remove(c)
-	}()
 	_ = c.nc.SetDeadline(time.Now().Add(c.srv.cfg.HandshakeTimeout))
 	if _, err := c.srv.upgrader.Upgrade(c.nc); err != nil {
 		c.srv.stats.HandshakeFailures.Add(1)
 		c.logger().Debug("websocket upgrade failed", "err", err)
 		c.end(fmt.Errorf("netcode: upgrade: %w", err), nil)
 		close(c.writerDone) // the writer never started
+		c.finish()
 		return
 	}
 	_ = c.nc.SetWriteDeadline(time.Time{})
@@ -620,19 +655,143 @@ func (c *Conn) serve() {
 
 	if !c.handshake() {
 		c.drain()
+		c.finish()
 		return
 	}
-	session = c.srv.handler.Open(c)
-	c.readLoop(session)
+	c.session = c.srv.handler.Open(c)
+	if c.poll != nil {
+		c.startPolling()
+		return
+	}
+	c.readLoop(c.session)
+	c.finish()
+}
+
+// finish ends the connection once its reading is over: it waits for the
+// writer, closes the socket, tells the Session, and counts and logs the end.
+// It runs once, on the goroutine that read last.
+func (c *Conn) finish() {
+	c.end(&CloseError{Code: wire.CloseInternalError, Reason: "connection ended"}, nil)
+	<-c.writerDone
+	if c.graceTimer != nil {
+		c.graceTimer.Stop()
+	}
+	_ = c.nc.Close()
+	cause, _ := c.endCause()
+	label := c.Label() // as it was when the connection ended: Closed may clear it
+	if c.session != nil {
+		c.session.Closed(cause)
+	}
+	c.recordEnd(cause, label)
+	c.srv.remove(c)
+}
+
+// startPolling hands the connection to its poller after the handshake. The
+// frames the client sent right behind its Hello may already sit in the
+// handshake's buffer: they are handled first, here.
+func (c *Conn) startPolling() {
+	c.parser = wsframe.NewParser(c.srv.cfg.MaxMessageSize, true)
+	_ = c.nc.SetReadDeadline(time.Time{}) // the pinger checks the heartbeat from now on
+	c.lastRead.Store(int64(time.Since(c.srv.epoch)))
+	if n := c.br.Buffered(); n > 0 {
+		b, _ := c.br.Peek(n)
+		rest, _ := c.consume(bytes.Clone(b), nil)
+		c.keepPending(rest)
+	}
+	c.rd, c.br = nil, nil
+	c.pollFD = c.raw.fd()
+	if c.pollFD < 0 {
+		c.end(errors.New("netcode: socket closed during the handshake"), nil)
+		c.finish()
+		return
+	}
+	c.poll.arm(c)
+}
+
+// keepPending keeps the start of a frame that a read cut short, copied out
+// of the buffer it was read into. It is at most one frame's header and
+// MaxMessageSize bytes: the parser refuses longer frames from the header.
+func (c *Conn) keepPending(rest []byte) {
+	if len(rest) == 0 {
+		if cap(c.pend) > releaseAbove {
+			c.pend = nil // let a large message's memory go
+		} else {
+			c.pend = c.pend[:0]
+		}
+		return
+	}
+	c.pend = append(c.pend[:0], rest...)
+}
+
+// consume handles the whole frames in b and returns the start of the next
+// one, if b ends inside it. With a poller p, it does not answer a request
+// (join, leave, room message: those wait on a room): it keeps what follows
+// it in pend, takes the connection from the poller and answers the request
+// on a goroutine of the connection's own, which then handles the rest and
+// gives the connection back (handedOff). Without one, it is that goroutine
+// (or the handshake's) and answers requests itself.
+func (c *Conn) consume(b []byte, p *poller) (rest []byte, handedOff bool) {
+	for len(b) > 0 && !c.draining {
+		op, payload, n, err := c.parser.Parse(b)
+		if err != nil {
+			c.readFailed(err)
+			c.draining = true
+			return nil, false
+		}
+		if n == 0 {
+			return b, false
+		}
+		b = b[n:]
+		if op == 0 {
+			continue // a fragment
+		}
+		c.stats.BytesIn.Add(uint64(len(payload)))
+		data, ok := c.frame(op, payload)
+		if !ok {
+			continue
+		}
+		switch c.dispatch(c.session, data, p == nil) {
+		case dispatchClose:
+			c.draining = true
+			return nil, false
+		case dispatchRequest:
+			c.keepPending(b)
+			if c.msg.Type == wire.TypeMessage {
+				c.msg.Message.Payload = bytes.Clone(c.msg.Message.Payload) // it points into the poller's buffer
+			}
+			p.disarm(c)
+			go c.serveRequest()
+			return nil, true
+		}
+	}
+	if c.draining {
+		return nil, false
+	}
+	c.parser.Release(releaseAbove)
+	return nil, false
+}
+
+// serveRequest answers the request consume left in msg, on a goroutine of
+// the connection's own, handles what the client sent behind it, and gives
+// the connection back to its poller.
+func (c *Conn) serveRequest() {
+	c.request(c.session, &c.msg)
+	if !c.draining {
+		rest, _ := c.consume(c.pend, nil)
+		c.keepPending(rest)
+	}
+	c.poll.arm(c)
 }
 
 // next reads the next data message, answering pings and handling close
-// frames. It returns false when the connection is over.
+// frames. It returns false when the connection is over. Reader goroutine
+// only.
 func (c *Conn) next() ([]byte, bool) {
 	for {
 		op, p, err := c.rd.Next()
 		if err != nil {
 			c.readFailed(err)
+			c.drain()
 			return nil, false
 		}
 		c.stats.BytesIn.Add(uint64(len(p)))
@@ -645,39 +804,47 @@ func (c *Conn) next() ([]byte, bool) {
 				_ = c.nc.SetReadDeadline(now.Add(c.srv.cfg.HeartbeatTimeout))
 			}
 		}
-		switch op {
-		case ws.OpBinary:
-			if c.isClosing() {
-				continue // nothing sent after a close is acted on
-			}
-			c.stats.MessagesIn.Add(1)
-			return p, true
-		case ws.OpText:
-			c.Close(wire.CloseUnsupportedData, "text frames are not supported: send binary MessagePack")
-		case ws.OpPing:
-			if !c.enqueue(outFrame{op: ws.OpPong, data: append([]byte(nil), p...)}) {
-				c.Close(wire.CloseSlowConsumer, "client reads too slowly: control queue overflow")
-			}
-		case ws.OpPong:
-			// Besides renewing the deadline above, a pong to our latest
-			// ping gives the RTT. A client may send anything here, so only
-			// a pong that echoes that ping's payload counts: another
-			// payload (an unsolicited pong, a forged or a stale stamp)
-			// gives no RTT.
-			if sent := c.pinged.Load(); sent != 0 && len(p) == 8 && int64(binary.BigEndian.Uint64(p)) == sent {
-				if rtt := time.Since(c.srv.epoch) - time.Duration(sent); rtt >= 0 {
-					c.rtt.Store(int64(rtt))
-				}
-			}
-		case ws.OpClose:
-			code, reason, err := wsframe.ParseClose(p)
-			if err != nil {
-				c.Close(wire.CloseProtocolError, "malformed close frame")
-				continue
-			}
-			c.end(&CloseError{Code: wire.CloseCode(code), Reason: reason, ByPeer: true}, &CloseError{Code: echoCode(code)})
+		if data, ok := c.frame(op, p); ok {
+			return data, true
 		}
 	}
+}
+
+// frame handles one whole frame: it answers a ping, takes a pong's RTT, acts
+// on a close, refuses text, and returns a binary message's data with true.
+func (c *Conn) frame(op ws.OpCode, p []byte) ([]byte, bool) {
+	switch op {
+	case ws.OpBinary:
+		if c.isClosing() {
+			return nil, false // nothing sent after a close is acted on
+		}
+		c.stats.MessagesIn.Add(1)
+		return p, true
+	case ws.OpText:
+		c.Close(wire.CloseUnsupportedData, "text frames are not supported: send binary MessagePack")
+	case ws.OpPing:
+		if !c.enqueue(outFrame{op: ws.OpPong, data: append([]byte(nil), p...)}) {
+			c.Close(wire.CloseSlowConsumer, "client reads too slowly: control queue overflow")
+		}
+	case ws.OpPong:
+		// Besides renewing the heartbeat, a pong to our latest ping gives
+		// the RTT. A client may send anything here, so only a pong that
+		// echoes that ping's payload counts: another payload (an
+		// unsolicited pong, a forged or a stale stamp) gives no RTT.
+		if sent := c.pinged.Load(); sent != 0 && len(p) == 8 && int64(binary.BigEndian.Uint64(p)) == sent {
+			if rtt := time.Since(c.srv.epoch) - time.Duration(sent); rtt >= 0 {
+				c.rtt.Store(int64(rtt))
+			}
+		}
+	case ws.OpClose:
+		code, reason, err := wsframe.ParseClose(p)
+		if err != nil {
+			c.Close(wire.CloseProtocolError, "malformed close frame")
+			return nil, false
+		}
+		c.end(&CloseError{Code: wire.CloseCode(code), Reason: reason, ByPeer: true}, &CloseError{Code: echoCode(code)})
+	}
+	return nil, false
 }
 
 // echoCode is the code to answer a client's close frame with: its own code
@@ -694,7 +861,8 @@ func echoCode(code uint16) wire.CloseCode {
 	}
 }
 
-// readFailed turns a read error into the connection's end.
+// readFailed turns a read error into the connection's end. The reading side
+// then drains (see drain).
 func (c *Conn) readFailed(err error) {
 	switch {
 	case c.isClosing():
@@ -712,7 +880,6 @@ func (c *Conn) readFailed(err error) {
 	default:
 		c.end(fmt.Errorf("netcode: read: %w", err), nil)
 	}
-	c.drain()
 }
 
 // drain reads and discards until the client closes or the deadline the
@@ -818,7 +985,7 @@ func (c *Conn) readLoop(s Session) {
 		if !ok {
 			return
 		}
-		if !c.dispatch(s, p) {
+		if c.dispatch(s, p, true) == dispatchClose {
 			c.drain()
 			return
 		}
@@ -831,7 +998,19 @@ func (c *Conn) readLoop(s Session) {
 // releaseAbove is the read buffer size a connection keeps between messages.
 const releaseAbove = 1024
 
-func (c *Conn) dispatch(s Session, p []byte) bool {
+// dispatchResult says what dispatch did with a message.
+type dispatchResult uint8
+
+const (
+	dispatchDone    dispatchResult = iota // handled
+	dispatchClose                         // the connection is closing: read no further
+	dispatchRequest                       // a request left in msg for the caller to answer
+)
+
+// dispatch decodes one client message and handles it. A request (join,
+// leave, room message) it answers itself only if inline; otherwise it
+// leaves it decoded in c.msg for the caller.
+func (c *Conn) dispatch(s Session, p []byte, inline bool) dispatchResult {
 	m := &c.msg
 	if err := c.dec.DecodeClient(p, m); err != nil {
 		var de *wire.DecodeError
@@ -839,13 +1018,13 @@ func (c *Conn) dispatch(s Session, p []byte) bool {
 		switch {
 		case errors.Is(err, wire.ErrMalformed):
 			c.Close(wire.CloseInvalidPayload, "malformed message: not a MessagePack message array")
-			return false
+			return dispatchClose
 		case errors.Is(err, wire.ErrUnknownType):
 			c.replyError(de.ReqID, wire.CodeUnknownType, fmt.Sprintf("unknown message type %d", de.Type))
 		default:
 			c.replyError(de.ReqID, wire.CodeBadRequest, err.Error())
 		}
-		return true
+		return dispatchDone
 	}
 	switch m.Type {
 	case wire.TypeInput:
@@ -854,10 +1033,10 @@ func (c *Conn) dispatch(s Session, p []byte) bool {
 			c.stats.InputsDropped.Add(1)
 			if c.abusing(now) {
 				c.Close(wire.CloseRateLimited, "inputs far above the rate limit")
-				return false
+				return dispatchClose
 			}
 			c.throttledError(now, wire.CodeRateLimited, "more inputs per second than allowed; the excess is dropped")
-			return true
+			return dispatchDone
 		}
 		if err := s.Input(m.Input); err != nil {
 			c.throttledError(now, codeOf(err), err.Error())
@@ -869,9 +1048,12 @@ func (c *Conn) dispatch(s Session, p []byte) bool {
 	case wire.TypeHello:
 		c.replyError(0, wire.CodeBadRequest, "hello was already received")
 	case wire.TypeJoin, wire.TypeLeave, wire.TypeMessage:
+		if !inline {
+			return dispatchRequest
+		}
 		c.request(s, m)
 	}
-	return true
+	return dispatchDone
 }
 
 // abusing counts a dropped input and reports whether the client dropped so

@@ -43,19 +43,8 @@ func (h connHandler) Open(c *netcode.Conn) netcode.Session {
 func startConnServer(t *testing.T, cfg netcode.ServerConfig) (*netcode.Server, string, <-chan *netcode.Conn) {
 	t.Helper()
 	h := connHandler{conns: make(chan *netcode.Conn, 16)}
-	srv, err := netcode.NewServer(cfg, h)
-	require.NoError(t, err)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		require.NoError(t, srv.Shutdown(ctx, "test over"))
-		require.ErrorIs(t, <-served, netcode.ErrServerClosed)
-	})
-	return srv, "ws://" + ln.Addr().String() + cfg.Path, h.conns
+	srv, url := startServer(t, cfg, h)
+	return srv, url, h.conns
 }
 
 func nextConn(t *testing.T, conns <-chan *netcode.Conn) *netcode.Conn {
@@ -73,7 +62,14 @@ func nextConn(t *testing.T, conns <-chan *netcode.Conn) *netcode.Conn {
 // RecentDisconnects, newest first, with the label its handler gave it, the
 // close code and the close reason.
 func TestDisconnectReasonsAreRecorded(t *testing.T) {
+	for _, mode := range readModes {
+		t.Run(mode.name, func(t *testing.T) { testDisconnectReasons(t, mode.pollers) })
+	}
+}
+
+func testDisconnectReasons(t *testing.T, pollers int) {
 	cfg := netcode.DefaultServerConfig()
+	cfg.Pollers = pollers
 	cfg.PingInterval = 50 * time.Millisecond
 	cfg.HeartbeatTimeout = 400 * time.Millisecond
 	cfg.CloseGrace = 200 * time.Millisecond

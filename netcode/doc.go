@@ -4,20 +4,30 @@
 // snapshots back. It knows nothing of rooms: what a join or an input means is
 // the Session's business (package rooms implements it).
 //
-// Goroutines: Server.Serve runs one accept loop, and the Server one pinger,
-// which asks each connection for its heartbeat ping in turn. Each connection
-// has a reader goroutine, which performs the handshake, decodes frames and
-// calls the connection's Session (so Session methods for one connection are
-// never concurrent), and a writer goroutine only while it has something to
-// write: replies, events, pings, a snapshot the fast path could not write,
-// the close. An idle connection has no writer, which saves its stack. The
-// Server owns them all; Shutdown stops them and waits for them (the reader
-// waits for the connection's last writer). Other goroutines talk to a
-// connection through non-blocking methods: Send queues a control message in a small bounded queue (a client
-// too slow to drain it is disconnected with wire.CloseSlowConsumer);
-// OfferSnapshot puts a snapshot in a one-slot mailbox where a newer snapshot
-// replaces an unsent one, so a slow client costs neither memory nor the
-// room's time.
+// Goroutines: Server.Serve runs one accept loop; the first Serve also
+// starts the Server's pinger, which asks each connection for its heartbeat
+// ping in turn (and, for polled connections, checks their heartbeat), and
+// its pollers (ServerConfig.Pollers, Linux only). Each connection starts
+// with a goroutine of its own that performs the upgrade and the handshake.
+// Then, with pollers, it hands the connection to one and ends: a poller
+// reads its connections when epoll says they are readable and decodes their
+// frames, so a joined connection has no goroutine while it waits. A poller
+// calls Session.Input itself; a request (join, leave, room message) may wait
+// on a room, so it is answered on a goroutine started for it, the
+// connection being out of the poller's hands until it is done. Without
+// pollers, the connection's goroutine reads until the connection ends.
+// Either way a connection's Session methods are never concurrent and see its
+// messages in order. A writer goroutine runs only while there is something
+// to write: replies, events, pings, a snapshot the fast path could not
+// write, the close. An idle connection has no writer either. The Server owns
+// them all; Shutdown stops them and waits for them (a connection is
+// finished, and its Session's Closed called, once its reading is over and
+// its last writer is done; the pollers stop after every connection has).
+// Other goroutines talk to a connection through non-blocking methods: Send
+// queues a control message in a small bounded queue (a client too slow to
+// drain it is disconnected with wire.CloseSlowConsumer); OfferSnapshot puts
+// a snapshot in a one-slot mailbox where a newer snapshot replaces an unsent
+// one, so a slow client costs neither memory nor the room's time.
 //
 // Fast path: when nothing is queued for a connection and its writer is
 // idle, OfferSnapshot writes the snapshot on the caller's goroutine with one

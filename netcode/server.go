@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -64,6 +65,12 @@ type ServerConfig struct {
 	RequestBurst int
 	// DisconnectLog is how many recent disconnects RecentDisconnects keeps.
 	DisconnectLog int
+	// Pollers is how many goroutines read the joined connections, on
+	// readiness events (epoll; Linux only). A parked reader goroutine per
+	// connection costs kilobytes of stack, and a wake-up per input; a
+	// poller costs neither. 0 gives each connection its own reader
+	// goroutine, as on other systems.
+	Pollers int
 	// Logger receives connection lifecycle logs; nil discards them.
 	Logger *slog.Logger
 }
@@ -87,6 +94,7 @@ func DefaultServerConfig() ServerConfig {
 		RequestRate:      20,               // joins, leaves, chat
 		RequestBurst:     20,
 		DisconnectLog:    100,
+		Pollers:          runtime.GOMAXPROCS(0), // one per core that runs Go code
 	}
 }
 
@@ -112,6 +120,7 @@ func (c *ServerConfig) validate() error {
 	check(c.AbuseFactor >= 1, "AbuseFactor %v must be at least 1", c.AbuseFactor)
 	check(c.RequestRate > 0 && c.RequestBurst > 0, "RequestRate and RequestBurst must be positive")
 	check(c.DisconnectLog >= 0, "DisconnectLog must not be negative")
+	check(c.Pollers >= 0 && c.Pollers <= 256, "Pollers %d must be between 0 and 256", c.Pollers)
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("netcode: invalid server config: %w", err)
 	}
@@ -178,7 +187,9 @@ type Server struct {
 	nextID    atomic.Uint64
 
 	// The pinger asks every connection for its heartbeat ping in turn, so
-	// that idle connections need no goroutine or timer of their own.
+	// that idle connections need no goroutine or timer of their own. The
+	// first Serve starts it and the pollers (pingerOnce).
+	pollers    []*poller
 	pingerOnce sync.Once
 	stopPinger chan struct{}
 	pingerDone chan struct{}
@@ -237,7 +248,17 @@ func (s *Server) Serve(ln net.Listener) error {
 	}
 	s.listeners[ln] = struct{}{}
 	s.mu.Unlock()
-	s.pingerOnce.Do(func() { go s.pinger() })
+	s.pingerOnce.Do(func() {
+		for range s.cfg.Pollers {
+			p, err := newPoller(s)
+			if err != nil {
+				s.log.Warn("reading with a goroutine per connection", "err", err)
+				break
+			}
+			s.pollers = append(s.pollers, p)
+		}
+		go s.pinger()
+	})
 	defer func() {
 		s.mu.Lock()
 		delete(s.listeners, ln)
@@ -291,11 +312,15 @@ func (s *Server) add(nc net.Conn) bool {
 		writerDone: make(chan struct{}),
 		// Buffered: a client frame's header, mask and payload then cost one
 		// read syscall rather than three. Small, since inputs are small.
-		rd:       wsframe.NewReader(bufio.NewReaderSize(nc, readBuffer), s.cfg.MaxMessageSize, true),
+		br:       bufio.NewReaderSize(nc, readBuffer),
 		dec:      wire.NewDecoder(),
 		inputs:   newTokenBucket(s.cfg.InputRate, s.cfg.InputBurst),
 		requests: newTokenBucket(s.cfg.RequestRate, s.cfg.RequestBurst),
-		raw:      newRawWriter(nc),
+		raw:      newRawIO(nc),
+	}
+	c.rd = wsframe.NewReader(c.br, s.cfg.MaxMessageSize, true)
+	if c.raw != nil && len(s.pollers) > 0 {
+		c.poll = s.pollers[id%uint64(len(s.pollers))]
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -360,6 +385,7 @@ func (s *Server) pinger() {
 			s.mu.Unlock()
 			for _, c := range conns {
 				c.pingIfDue(now)
+				c.heartbeatDue(now)
 			}
 			clear(conns) // let closed connections go
 		}
@@ -392,6 +418,9 @@ func (s *Server) Shutdown(ctx context.Context, reason string) error {
 	done := make(chan struct{})
 	go func() {
 		s.wg.Wait()
+		for _, p := range s.pollers {
+			p.stop() // every connection is finished: no poller has work left
+		}
 		close(done)
 	}()
 	select {

@@ -680,7 +680,19 @@ func badInputCases() []badInputCase {
 // server noticed none of it.
 func TestBadInputGetsClearAnswers(t *testing.T) {
 	t.Parallel()
+	// Both ways a server reads: pollers (the default on Linux) and a reader
+	// goroutine per connection (the fallback elsewhere).
+	for _, pollers := range []int{netcode.DefaultServerConfig().Pollers, 0} {
+		t.Run(fmt.Sprintf("pollers=%d", pollers), func(t *testing.T) {
+			t.Parallel()
+			testBadInput(t, pollers)
+		})
+	}
+}
+
+func testBadInput(t *testing.T, pollers int) {
 	ncfg, rcfg := badInputConfig()
+	ncfg.Pollers = pollers
 	srv := roomstest.Start(t, ncfg, rcfg)
 	env := &badInputEnv{srv: srv, ncfg: ncfg, rcfg: rcfg, bystander: newBystander(t, srv.URL)}
 

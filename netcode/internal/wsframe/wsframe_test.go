@@ -121,14 +121,15 @@ func TestReaderRejectsProtocolViolations(t *testing.T) {
 		)},
 		{"64-bit length with the top bit set", true, []byte{0x82, 0x80 | 127, 0x80, 0, 0, 0, 0, 0, 0, 1, 1, 2, 3, 4}},
 	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			r := NewReader(bytes.NewReader(tc.data), 1<<20, tc.fromClient)
-			_, err := readAll(t, r)
-			require.ErrorIs(t, err, ErrProtocol)
-			assert.NotErrorIs(t, err, ErrTooBig)
-		})
-	}
+	eachReader(t, func(t *testing.T, readAll func([]byte, int, bool) ([]message, error)) {
+		for _, tc := range cases {
+			t.Run(tc.name, func(t *testing.T) {
+				_, err := readAll(tc.data, 1<<20, tc.fromClient)
+				require.ErrorIs(t, err, ErrProtocol)
+				assert.NotErrorIs(t, err, ErrTooBig)
+			})
+		}
+	})
 }
 
 func TestReaderAcceptsBothSides(t *testing.T) {
@@ -162,16 +163,18 @@ func TestReaderReassemblesFragments(t *testing.T) {
 		clientFrame(ws.OpBinary, true, nil),
 		finalFrame(ws.OpClose, CloseBody(1000, "bye")),
 	)
-	got, err := readAll(t, NewReader(bytes.NewReader(data), 64, true))
-	require.ErrorIs(t, err, io.EOF)
-	assert.Equal(t, []message{
-		{ws.OpPing, "p1"},
-		{ws.OpPong, ""},
-		{ws.OpBinary, "hello world"},
-		{ws.OpText, "ab"},
-		{ws.OpBinary, ""},
-		{ws.OpClose, "\x03\xe8bye"},
-	}, got)
+	eachReader(t, func(t *testing.T, readAll func([]byte, int, bool) ([]message, error)) {
+		got, err := readAll(data, 64, true)
+		require.ErrorIs(t, err, io.EOF)
+		assert.Equal(t, []message{
+			{ws.OpPing, "p1"},
+			{ws.OpPong, ""},
+			{ws.OpBinary, "hello world"},
+			{ws.OpText, "ab"},
+			{ws.OpBinary, ""},
+			{ws.OpClose, "\x03\xe8bye"},
+		}, got)
+	})
 }
 
 func TestReaderEnforcesTheLimit(t *testing.T) {
@@ -200,13 +203,15 @@ func TestReaderEnforcesTheLimit(t *testing.T) {
 			clientFrame(ws.OpContinuation, true, exact[8:]),
 		), []message{{ws.OpBinary, string(exact)}, {ws.OpBinary, string(exact)}}, io.EOF},
 	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			got, err := readAll(t, NewReader(bytes.NewReader(tc.data), limit, true))
-			require.ErrorIs(t, err, tc.wantErr)
-			assert.Equal(t, tc.want, got)
-		})
-	}
+	eachReader(t, func(t *testing.T, readAll func([]byte, int, bool) ([]message, error)) {
+		for _, tc := range cases {
+			t.Run(tc.name, func(t *testing.T) {
+				got, err := readAll(tc.data, limit, true)
+				require.ErrorIs(t, err, tc.wantErr)
+				assert.Equal(t, tc.want, got)
+			})
+		}
+	})
 }
 
 // payloadTrap fails the test's read with errTrapped: a Reader that reaches
@@ -220,11 +225,15 @@ func (p *payloadTrap) Read([]byte) (int, error) {
 	return 0, errTrapped
 }
 
-func TestReaderRefusesTooBigBeforeReadingThePayload(t *testing.T) {
-	const limit = 256
-	cases := []struct {
+// tooBigCases are streams that end with the header of a frame over limit
+// (256 or more), and nothing of its payload.
+func tooBigCases(limit int) []struct {
+	name   string
+	header []byte
+} {
+	return []struct {
 		name   string
-		header []byte // everything the peer sent before the trap
+		header []byte
 	}{
 		{"one byte over, 16-bit length", AppendHeader(nil, ws.OpBinary, limit+1, &testMask)},
 		{"a terabyte, 64-bit length", AppendHeader(nil, ws.OpBinary, 1<<40, &testMask)},
@@ -234,7 +243,11 @@ func TestReaderRefusesTooBigBeforeReadingThePayload(t *testing.T) {
 			header(ws.OpContinuation, false, 0, true, limit-200+1),
 		)},
 	}
-	for _, tc := range cases {
+}
+
+func TestReaderRefusesTooBigBeforeReadingThePayload(t *testing.T) {
+	const limit = 256
+	for _, tc := range tooBigCases(limit) {
 		t.Run(tc.name, func(t *testing.T) {
 			trap := &payloadTrap{}
 			r := NewReader(io.MultiReader(bytes.NewReader(tc.header), trap), limit, true)
@@ -259,12 +272,14 @@ func TestReaderReportsTruncation(t *testing.T) {
 		{"half the payload", full[:len(full)-3], io.ErrUnexpectedEOF},
 		{"header of a control frame only", clientFrame(ws.OpPing, true, []byte("abc"))[:6], io.ErrUnexpectedEOF},
 	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			_, err := readAll(t, NewReader(bytes.NewReader(tc.data), 64, true))
-			require.ErrorIs(t, err, tc.want)
-		})
-	}
+	eachReader(t, func(t *testing.T, readAll func([]byte, int, bool) ([]message, error)) {
+		for _, tc := range cases {
+			t.Run(tc.name, func(t *testing.T) {
+				_, err := readAll(tc.data, 64, true)
+				require.ErrorIs(t, err, tc.want)
+			})
+		}
+	})
 }
 
 func TestReaderRelease(t *testing.T) {

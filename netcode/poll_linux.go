@@ -1,0 +1,320 @@
+package netcode
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/tickroom/tickroom/netcode/wire"
+)
+
+// A poller reads the connections registered with it when epoll says they
+// are readable, so that a joined connection needs no goroutine of its own:
+// a parked reader goroutine costs its stack (kilobytes, at ten thousand
+// connections tens of megabytes) and a park and a wake-up per input. The
+// socket stays Go's (non-blocking, in the runtime's poller for writes); a
+// poller only adds it to an epoll set of its own and reads it with one
+// non-blocking read per readiness event, level-triggered, into a buffer it
+// shares among its connections.
+//
+// One goroutine per poller runs loop. It calls Session.Input itself (a queue
+// push), but never anything that may wait on a room (a join waits for the
+// room's tick): those it hands to a goroutine of the connection's own
+// (Conn.serveRequest), taking the connection out of the epoll set
+// meanwhile, so that a connection's messages are still handled one at a
+// time and in order.
+type poller struct {
+	srv      *Server
+	epfd     int
+	wakeR    int // read end of the wake-up pipe, in the epoll set as id 0
+	wakeW    int
+	readBuf  []byte // loop only
+	events   []syscall.EpollEvent
+	loopDone chan struct{}
+
+	mu       sync.Mutex
+	conns    map[uint64]*Conn // registered, by id: the epoll event's data
+	finished []*Conn          // asked to finish by other goroutines
+	stopping bool             // stop was called: the loop ends
+	closed   bool             // the loop ended: its descriptors are closed
+}
+
+// pollReadBuffer is how much one read may take: many inputs, or a whole
+// message of the largest size with what came before it.
+const pollReadBuffer = 64 << 10
+
+func newPoller(s *Server) (*poller, error) {
+	epfd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("netcode: epoll_create1: %w", err)
+	}
+	var pipe [2]int
+	if err := syscall.Pipe2(pipe[:], syscall.O_NONBLOCK|syscall.O_CLOEXEC); err != nil {
+		syscall.Close(epfd)
+		return nil, fmt.Errorf("netcode: pipe2: %w", err)
+	}
+	ev := syscall.EpollEvent{Events: syscall.EPOLLIN} // data 0: the wake-up pipe
+	if err := syscall.EpollCtl(epfd, syscall.EPOLL_CTL_ADD, pipe[0], &ev); err != nil {
+		syscall.Close(epfd)
+		syscall.Close(pipe[0])
+		syscall.Close(pipe[1])
+		return nil, fmt.Errorf("netcode: epoll_ctl: %w", err)
+	}
+	p := &poller{
+		srv:      s,
+		epfd:     epfd,
+		wakeR:    pipe[0],
+		wakeW:    pipe[1],
+		readBuf:  make([]byte, max(pollReadBuffer, 2*(s.cfg.MaxMessageSize+16))),
+		events:   make([]syscall.EpollEvent, 256),
+		loopDone: make(chan struct{}),
+		conns:    make(map[uint64]*Conn),
+	}
+	go p.loop()
+	return p, nil
+}
+
+// pollState is where a connection stands with its poller. Guarded by the
+// poller's mu.
+type pollState uint8
+
+const (
+	// pollBusy: a goroutine of the connection's own reads for it (the
+	// handshake, or a request being answered); the poller does not.
+	pollBusy pollState = iota
+	// pollArmed: in the epoll set; the poller reads it.
+	pollArmed
+	// pollFinished: out of the epoll set for good; finish runs or ran.
+	pollFinished
+)
+
+func eventData(id uint64) syscall.EpollEvent {
+	return syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP, Fd: int32(uint32(id)), Pad: int32(uint32(id >> 32))}
+}
+
+func eventID(ev *syscall.EpollEvent) uint64 {
+	return uint64(uint32(ev.Fd)) | uint64(uint32(ev.Pad))<<32
+}
+
+// arm has the poller read c from now on: the first time (after the
+// handshake), or again after a request. The calling goroutine gives up
+// reading c. If c was asked to finish meanwhile, arm finishes it instead,
+// on the calling goroutine.
+func (p *poller) arm(c *Conn) {
+	p.mu.Lock()
+	if c.pollFinish || p.stopping {
+		c.pollState = pollFinished
+		if p.conns[c.id] == c {
+			delete(p.conns, c.id)
+			p.ctl(syscall.EPOLL_CTL_DEL, c.pollFD, nil)
+		}
+		p.mu.Unlock()
+		c.finish()
+		return
+	}
+	ev := eventData(c.id)
+	op := syscall.EPOLL_CTL_MOD
+	if _, in := p.conns[c.id]; !in {
+		op = syscall.EPOLL_CTL_ADD
+		p.conns[c.id] = c
+	}
+	err := p.ctl(op, c.pollFD, &ev)
+	if err == nil {
+		c.pollState = pollArmed
+		p.mu.Unlock()
+		return
+	}
+	c.pollState = pollFinished
+	delete(p.conns, c.id)
+	p.mu.Unlock()
+	c.end(fmt.Errorf("netcode: epoll_ctl: %w", err), &CloseError{Code: wire.CloseInternalError, Reason: "internal error"})
+	c.finish()
+}
+
+// ctl changes the epoll set, unless the loop has closed it. The caller
+// holds mu.
+func (p *poller) ctl(op, fd int, ev *syscall.EpollEvent) error {
+	if p.closed {
+		return ErrServerClosed
+	}
+	return syscall.EpollCtl(p.epfd, op, fd, ev)
+}
+
+// disarm takes c out of the poller's hands while a goroutine of its own
+// answers a request. Loop only.
+func (p *poller) disarm(c *Conn) {
+	p.mu.Lock()
+	c.pollState = pollBusy
+	ev := syscall.EpollEvent{} // no events: keep the registration, report nothing
+	_ = p.ctl(syscall.EPOLL_CTL_MOD, c.pollFD, &ev)
+	p.mu.Unlock()
+}
+
+// requestFinish asks for c to be finished: its socket failed, or the close
+// handshake's grace ran out. Any goroutine. A connection that a goroutine of
+// its own reads for is finished when that goroutine arms it again.
+func (p *poller) requestFinish(c *Conn) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	switch {
+	case c.pollState == pollFinished:
+	case c.pollState == pollBusy || p.stopping:
+		c.pollFinish = true
+	default:
+		c.pollFinish = true
+		p.finished = append(p.finished, c)
+		p.wake()
+	}
+}
+
+// wake interrupts epoll_wait. The caller holds mu.
+func (p *poller) wake() {
+	if p.closed {
+		return
+	}
+	var b [1]byte
+	_, _ = syscall.Write(p.wakeW, b[:]) // EAGAIN: a wake-up is already pending
+}
+
+// finishLocked takes c out of the epoll set for good and finishes it on a
+// goroutine of its own (finish waits for the connection's writer, which may
+// take WriteTimeout). The caller is loop and holds mu.
+func (p *poller) finishLocked(c *Conn) {
+	if c.pollState != pollArmed {
+		if c.pollState == pollBusy {
+			c.pollFinish = true
+		}
+		return
+	}
+	c.pollState = pollFinished
+	delete(p.conns, c.id)
+	_ = p.ctl(syscall.EPOLL_CTL_DEL, c.pollFD, nil)
+	go c.finish()
+}
+
+// stop ends the loop and waits for it. The Server calls it once every
+// connection has finished.
+func (p *poller) stop() {
+	p.mu.Lock()
+	if !p.stopping {
+		p.stopping = true
+		p.wake()
+	}
+	p.mu.Unlock()
+	<-p.loopDone
+}
+
+func (p *poller) loop() {
+	defer close(p.loopDone)
+	defer func() {
+		p.mu.Lock()
+		p.closed = true
+		syscall.Close(p.epfd)
+		syscall.Close(p.wakeR)
+		syscall.Close(p.wakeW)
+		p.mu.Unlock()
+	}()
+	var finished []*Conn
+	for {
+		n, err := syscall.EpollWait(p.epfd, p.events, -1)
+		if err != nil {
+			if errors.Is(err, syscall.EINTR) {
+				continue
+			}
+			p.srv.log.Error("epoll_wait failed; connections read by this poller are closed", "err", err)
+			p.failAll(err)
+			return
+		}
+		now := time.Now()
+		for i := range n {
+			ev := &p.events[i]
+			id := eventID(ev)
+			if id == 0 {
+				var b [64]byte
+				for {
+					if n, _ := syscall.Read(p.wakeR, b[:]); n <= 0 {
+						break
+					}
+				}
+				continue
+			}
+			p.mu.Lock()
+			c := p.conns[id]
+			if c != nil && c.pollState != pollArmed {
+				c = nil // disarmed or finished after epoll_wait returned
+			}
+			p.mu.Unlock()
+			if c != nil && !c.readable(p, now) {
+				p.mu.Lock()
+				p.finishLocked(c)
+				p.mu.Unlock()
+			}
+		}
+		p.mu.Lock()
+		finished, p.finished = p.finished, finished[:0]
+		for _, c := range finished {
+			p.finishLocked(c)
+		}
+		stopping := p.stopping
+		p.mu.Unlock()
+		clear(finished)
+		if stopping {
+			p.failAll(ErrServerClosed)
+			return
+		}
+	}
+}
+
+// failAll ends every connection still registered; only a broken epoll set,
+// or a stop before the connections finished, leaves any.
+func (p *poller) failAll(err error) {
+	p.mu.Lock()
+	p.stopping = true
+	conns := make([]*Conn, 0, len(p.conns))
+	for _, c := range p.conns {
+		if c.pollState == pollArmed {
+			c.pollState = pollFinished
+			conns = append(conns, c)
+		} else {
+			c.pollFinish = true
+		}
+	}
+	clear(p.conns)
+	p.mu.Unlock()
+	for _, c := range conns {
+		c.end(fmt.Errorf("netcode: poller: %w", err), &CloseError{Code: wire.CloseInternalError, Reason: "internal error"})
+		go c.finish()
+	}
+}
+
+// readable reads what the socket has, on the poller's goroutine, and
+// handles the whole frames among it. It returns false when the connection
+// is over and must be finished.
+func (c *Conn) readable(p *poller, now time.Time) bool {
+	buf := p.readBuf
+	k := copy(buf, c.pend) // a frame's start from the last read: the parser needs it whole
+	n, err := c.raw.readNonBlocking(buf[k:])
+	switch {
+	case err != nil && (errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EINTR)):
+		return true // a spurious wake-up
+	case err != nil:
+		c.readFailed(err)
+		return false
+	case n == 0:
+		c.readFailed(io.EOF)
+		return false
+	}
+	c.lastRead.Store(int64(now.Sub(c.srv.epoch)))
+	if c.draining {
+		c.pend = nil
+		return true
+	}
+	rest, handedOff := c.consume(buf[:k+n], p)
+	if !handedOff {
+		c.keepPending(rest)
+	}
+	return true
+}

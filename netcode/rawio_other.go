@@ -1,0 +1,16 @@
+//go:build !unix
+
+package netcode
+
+import "net"
+
+type rawIO interface {
+	writeNonBlocking(b []byte) (int, error)
+	readNonBlocking(b []byte) (int, error)
+	fd() int
+}
+
+// newRawIO returns nil: without non-blocking writes, every snapshot goes
+// through the connection's writer goroutine, and every connection has a
+// reader goroutine.
+func newRawIO(net.Conn) rawIO { return nil }
