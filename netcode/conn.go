@@ -332,6 +332,25 @@ func (s *snapshotSlot) take() (*SnapshotFrame, uint32) {
 	return f, s.ack
 }
 
+// takeUnless is take, unless control frames are queued (queued > 0): then
+// it leaves the snapshot for the writer's next round, which writes them
+// first. It checks under the slot's lock, so a join that queues its Joined
+// and then releases the slot cannot slip between the check and the take and
+// have the seat's first snapshot written ahead of its Joined. (Found by
+// TestJoinedPrecedesTheSeatsSnapshotsUnderRacingOffers, about once in ten
+// thousand joins.) The writer loops while its queue is not empty, and
+// release wakes it for the snapshot, so the snapshot is not forgotten.
+func (s *snapshotSlot) takeUnless(queued *atomic.Int32) (*SnapshotFrame, uint32) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.held || queued.Load() > 0 {
+		return nil, 0
+	}
+	f := s.pending
+	s.pending = nil
+	return f, s.ack
+}
+
 // hold starts the slot afresh for a new seat, whose snapshots must not be
 // deltas against another room's ticks, and holds them back until release.
 func (s *snapshotSlot) hold() {
@@ -536,8 +555,13 @@ func (c *Conn) writeDirect(src SnapshotSource, tick uint64, ack uint32) bool {
 }
 
 func (c *Conn) writeSnapshot() bool {
-	f, ack := c.slot.take()
+	f, ack := c.slot.takeUnless(&c.queued)
 	if f == nil {
+		if c.queued.Load() > 0 { // next round, after the queued frames
+			c.w.Lock()
+			c.w.snapshot = true
+			c.w.Unlock()
+		}
 		return true
 	}
 	c.wbuf = c.appendSnapshot(c.wbuf[:0], f, ack)
@@ -618,19 +642,23 @@ func (c *Conn) writeClose(queue []outFrame) {
 			_ = tc.CloseWrite()
 		}
 	}
+	// The deadline bounds the reader goroutine's drain (with a poller, the
+	// handshake's, if the close comes before the poller has the connection);
+	// a poller has the timer, since no event may come to fail its read.
+	_ = c.nc.SetReadDeadline(time.Now().Add(c.srv.cfg.CloseGrace))
 	if c.poll != nil {
 		poll := c.poll
 		c.graceTimer = time.AfterFunc(c.srv.cfg.CloseGrace, func() { poll.requestFinish(c) })
-		return
 	}
-	_ = c.nc.SetReadDeadline(time.Now().Add(c.srv.cfg.CloseGrace))
 }
 
 // stopReading makes the reading side give up on a socket whose write
 // failed: the reader goroutine's read fails, or the poller finishes the
-// connection.
+// connection. With a poller, the socket is not closed here: its descriptor
+// must stay valid until it is out of the epoll set.
 func (c *Conn) stopReading() {
 	if c.poll != nil {
+		_ = c.nc.SetReadDeadline(time.Now()) // a handshake's read, if one is under way
 		c.poll.requestFinish(c)
 		return
 	}
@@ -718,6 +746,10 @@ func (c *Conn) keepPending(rest []byte) {
 		} else {
 			c.pend = c.pend[:0]
 		}
+		return
+	}
+	if cap(c.pend) > max(releaseAbove, 2*len(rest)) {
+		c.pend = bytes.Clone(rest) // do not pin a large buffer for a few bytes
 		return
 	}
 	c.pend = append(c.pend[:0], rest...)

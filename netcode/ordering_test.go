@@ -56,8 +56,15 @@ func (h joinHandler) Open(c *netcode.Conn) netcode.Session {
 // took an empty control channel for "nothing queued" while the writer held
 // the Joined it had taken but not yet written.)
 func TestJoinedPrecedesTheSeatsSnapshotsUnderRacingOffers(t *testing.T) {
+	for _, mode := range readModes {
+		t.Run(mode.name, func(t *testing.T) { testJoinedPrecedesSnapshots(t, mode.pollers) })
+	}
+}
+
+func testJoinedPrecedesSnapshots(t *testing.T, pollers int) {
 	cfg := netcode.DefaultServerConfig()
 	cfg.RequestRate = 1e6
+	cfg.Pollers = pollers
 	var seat atomic.Uint64
 	h := joinHandler{conns: make(chan *netcode.Conn, 1), seat: &seat}
 	srv, err := netcode.NewServer(cfg, h)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -38,6 +39,7 @@ type poller struct {
 	mu       sync.Mutex
 	conns    map[uint64]*Conn // registered, by id: the epoll event's data
 	finished []*Conn          // asked to finish by other goroutines
+	wakeups  atomic.Uint64    // epoll_wait returns, for tests
 	stopping bool             // stop was called: the loop ends
 	closed   bool             // the loop ended: its descriptors are closed
 }
@@ -99,6 +101,14 @@ func eventID(ev *syscall.EpollEvent) uint64 {
 	return uint64(uint32(ev.Fd)) | uint64(uint32(ev.Pad))<<32
 }
 
+// alive reports whether the poller still takes connections: one whose
+// epoll_wait failed does not.
+func (p *poller) alive() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return !p.stopping
+}
+
 // arm has the poller read c from now on: the first time (after the
 // handshake), or again after a request. The calling goroutine gives up
 // reading c. If c was asked to finish meanwhile, arm finishes it instead,
@@ -107,21 +117,14 @@ func (p *poller) arm(c *Conn) {
 	p.mu.Lock()
 	if c.pollFinish || p.stopping {
 		c.pollState = pollFinished
-		if p.conns[c.id] == c {
-			delete(p.conns, c.id)
-			p.ctl(syscall.EPOLL_CTL_DEL, c.pollFD, nil)
-		}
+		delete(p.conns, c.id)
 		p.mu.Unlock()
 		c.finish()
 		return
 	}
 	ev := eventData(c.id)
-	op := syscall.EPOLL_CTL_MOD
-	if _, in := p.conns[c.id]; !in {
-		op = syscall.EPOLL_CTL_ADD
-		p.conns[c.id] = c
-	}
-	err := p.ctl(op, c.pollFD, &ev)
+	p.conns[c.id] = c
+	err := p.ctl(syscall.EPOLL_CTL_ADD, c.pollFD, &ev)
 	if err == nil {
 		c.pollState = pollArmed
 		p.mu.Unlock()
@@ -144,12 +147,14 @@ func (p *poller) ctl(op, fd int, ev *syscall.EpollEvent) error {
 }
 
 // disarm takes c out of the poller's hands while a goroutine of its own
-// answers a request. Loop only.
+// answers a request. Loop only. It takes the socket out of the epoll set
+// (arm adds it again): a registration with no events would still report
+// EPOLLHUP and EPOLLERR, level-triggered, so a client that hung up during a
+// slow join would keep the loop spinning.
 func (p *poller) disarm(c *Conn) {
 	p.mu.Lock()
 	c.pollState = pollBusy
-	ev := syscall.EpollEvent{} // no events: keep the registration, report nothing
-	_ = p.ctl(syscall.EPOLL_CTL_MOD, c.pollFD, &ev)
+	_ = p.ctl(syscall.EPOLL_CTL_DEL, c.pollFD, nil)
 	p.mu.Unlock()
 }
 
@@ -228,6 +233,7 @@ func (p *poller) loop() {
 			p.failAll(err)
 			return
 		}
+		p.wakeups.Add(1)
 		now := time.Now()
 		for i := range n {
 			ev := &p.events[i]

@@ -18,3 +18,4 @@ func (p *poller) arm(c *Conn)         { c.finish() }
 func (p *poller) disarm(*Conn)        {}
 func (p *poller) requestFinish(*Conn) {}
 func (p *poller) stop()               {}
+func (p *poller) alive() bool         { return false }

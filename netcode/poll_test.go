@@ -207,3 +207,24 @@ func TestIdleConnectionsNeedNoGoroutine(t *testing.T) {
 		})
 	}
 }
+
+// A close sent during the handshake, before a poller has the connection,
+// still gives the client only CloseGrace to answer, not what is left of
+// the handshake timeout.
+func TestCloseDuringTheHandshakeKeepsItsGrace(t *testing.T) {
+	for _, mode := range readModes {
+		t.Run(mode.name, func(t *testing.T) {
+			cfg := netcode.DefaultServerConfig()
+			cfg.Pollers = mode.pollers
+			cfg.HandshakeTimeout = time.Minute
+			cfg.CloseGrace = 100 * time.Millisecond
+			srv, url := startServer(t, cfg, connHandler{conns: make(chan *netcode.Conn, 1)})
+			c := netcodetest.Dial(t, url)
+			c.Send(c.Enc.Hello(wire.Hello{Version: wire.Version + 1, Client: "from the future"}))
+			c.ExpectClose(wire.CloseUnsupportedVersion)
+			// The client never closes its end.
+			require.Eventually(t, func() bool { return srv.Conns() == 0 }, 20*time.Second, 5*time.Millisecond,
+				"the server lets go after CloseGrace, not after the handshake timeout")
+		})
+	}
+}

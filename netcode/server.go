@@ -94,7 +94,7 @@ func DefaultServerConfig() ServerConfig {
 		RequestRate:      20,               // joins, leaves, chat
 		RequestBurst:     20,
 		DisconnectLog:    100,
-		Pollers:          runtime.GOMAXPROCS(0), // one per core that runs Go code
+		Pollers:          min(runtime.GOMAXPROCS(0), maxPollers), // one per core that runs Go code
 	}
 }
 
@@ -120,12 +120,16 @@ func (c *ServerConfig) validate() error {
 	check(c.AbuseFactor >= 1, "AbuseFactor %v must be at least 1", c.AbuseFactor)
 	check(c.RequestRate > 0 && c.RequestBurst > 0, "RequestRate and RequestBurst must be positive")
 	check(c.DisconnectLog >= 0, "DisconnectLog must not be negative")
-	check(c.Pollers >= 0 && c.Pollers <= 256, "Pollers %d must be between 0 and 256", c.Pollers)
+	check(c.Pollers >= 0 && c.Pollers <= maxPollers, "Pollers %d must be between 0 and %d", c.Pollers, maxPollers)
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("netcode: invalid server config: %w", err)
 	}
 	return nil
 }
+
+// maxPollers bounds ServerConfig.Pollers: each holds an OS thread in
+// epoll_wait and a 64 KiB buffer.
+const maxPollers = 256
 
 // readBuffer is each connection's read buffer: a few input frames.
 const readBuffer = 256
@@ -319,8 +323,8 @@ func (s *Server) add(nc net.Conn) bool {
 		raw:      newRawIO(nc),
 	}
 	c.rd = wsframe.NewReader(c.br, s.cfg.MaxMessageSize, true)
-	if c.raw != nil && len(s.pollers) > 0 {
-		c.poll = s.pollers[id%uint64(len(s.pollers))]
+	if c.raw != nil {
+		c.poll = s.pickPoller(id)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -331,6 +335,17 @@ func (s *Server) add(nc net.Conn) bool {
 	s.wg.Add(1)
 	go c.serve()
 	return true
+}
+
+// pickPoller spreads connections over the pollers, passing over any whose
+// epoll_wait failed; nil (a reader goroutine) if there is none left.
+func (s *Server) pickPoller(id uint64) *poller {
+	for i := range len(s.pollers) {
+		if p := s.pollers[(id+uint64(i))%uint64(len(s.pollers))]; p.alive() {
+			return p
+		}
+	}
+	return nil
 }
 
 func (s *Server) remove(c *Conn) {

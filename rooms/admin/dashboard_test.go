@@ -90,7 +90,9 @@ func TestDashboard(t *testing.T) {
 		`document.getElementById("fig-players").textContent`)
 
 	// The room view draws the three players, live.
-	page.do("open the room", chromedp.Click(chromedp.CSS(fmt.Sprintf(`tr[data-room=%q]`, room))))
+	// Clicked from the page's own script: the table is rebuilt every
+	// second, so a node chromedp found may be gone by the time it clicks.
+	page.do("open the room", chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`document.querySelector('tr[data-room=%q]').click()`, room)))
 	const canvas = `document.getElementById("room-canvas")`
 	page.waitUntil("the room canvas draws 3 players",
 		canvas+`.dataset.drawn === "3" && `+canvas+`.dataset.tick !== undefined`,
