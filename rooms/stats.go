@@ -96,11 +96,11 @@ func (h *SizeHistogram) Counts() (counts [SizeBuckets]uint64, sum uint64) {
 }
 
 // CumulativeUpTo returns how many recorded durations were below d, d rounded
-// down to the histogram's 10 µs resolution. For exporters.
+// down to a bucket bound (a multiple of 10 µs below 1 ms, of 100 µs up to
+// 10 ms). For exporters.
 func (h *Histogram) CumulativeUpTo(d time.Duration) uint64 {
-	last := min(int(d/histogramStep)-1, histogramBuckets-1)
 	var n uint64
-	for i := 0; i <= last; i++ {
+	for i := 0; i < histogramBuckets && bucketTop(i) <= d; i++ {
 		n += h.counts[i].Load()
 	}
 	return n
