@@ -59,7 +59,7 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveConfig, error) {
 	fs.DurationVar(&n.HeartbeatTimeout, "heartbeat-timeout", n.HeartbeatTimeout, "drop a client silent for this long")
 	fs.DurationVar(&n.WriteTimeout, "write-timeout", n.WriteTimeout, "drop a client whose socket does not drain for this long")
 	fs.IntVar(&n.WriteBuffer, "write-buffer", n.WriteBuffer, "kernel send buffer per connection in bytes; 0 keeps the OS default")
-	fs.IntVar(&n.Pollers, "pollers", n.Pollers, "goroutines that read joined connections on epoll readiness (Linux); 0: a reader goroutine per connection")
+	fs.IntVar(&n.Pollers, "pollers", n.Pollers, "how many pollers read joined connections on epoll readiness (Linux); 0: one blocking reader per connection")
 	fs.Float64Var(&n.InputRate, "input-rate", n.InputRate, "inputs per second a client may send; the excess is dropped")
 	fs.IntVar(&n.InputBurst, "input-burst", n.InputBurst, "inputs a client may send in a burst above the rate")
 
