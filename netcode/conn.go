@@ -116,8 +116,6 @@ type Conn struct {
 	rd           *wsframe.Reader // until the poller takes over
 	br           *bufio.Reader   // rd's source
 	session      Session
-	dec          *wire.Decoder
-	msg          wire.ClientMessage
 	inputs       tokenBucket
 	requests     tokenBucket
 	welcomed     bool // the Hello was answered
@@ -681,17 +679,20 @@ func (c *Conn) serve() {
 	// Only now may anything else be written: the 101 response comes first.
 	c.writerReady()
 
-	if !c.handshake() {
+	ds := c.srv.getDecoder()
+	if !c.handshake(ds) {
+		c.srv.putDecoder(ds)
 		c.drain()
 		c.finish()
 		return
 	}
 	c.session = c.srv.handler.Open(c)
 	if c.poll != nil {
-		c.startPolling()
+		c.startPolling(ds)
 		return
 	}
-	c.readLoop(c.session)
+	c.readLoop(ds, c.session)
+	c.srv.putDecoder(ds)
 	c.finish()
 }
 
@@ -717,15 +718,16 @@ func (c *Conn) finish() {
 // startPolling hands the connection to its poller after the handshake. The
 // frames the client sent right behind its Hello may already sit in the
 // handshake's buffer: they are handled first, here.
-func (c *Conn) startPolling() {
+func (c *Conn) startPolling(ds *decodeState) {
 	c.parser = wsframe.NewParser(c.srv.cfg.MaxMessageSize, true)
 	_ = c.nc.SetReadDeadline(time.Time{}) // the pinger checks the heartbeat from now on
 	c.lastRead.Store(int64(time.Since(c.srv.epoch)))
 	if n := c.br.Buffered(); n > 0 {
 		b, _ := c.br.Peek(n)
-		rest, _ := c.consume(bytes.Clone(b), nil)
+		rest, _ := c.consume(bytes.Clone(b), ds, nil)
 		c.keepPending(rest)
 	}
+	c.srv.putDecoder(ds)
 	c.rd, c.br = nil, nil
 	c.pollFD = c.raw.fd()
 	if c.pollFD < 0 {
@@ -762,7 +764,7 @@ func (c *Conn) keepPending(rest []byte) {
 // on a goroutine of the connection's own, which then handles the rest and
 // gives the connection back (handedOff). Without one, it is that goroutine
 // (or the handshake's) and answers requests itself.
-func (c *Conn) consume(b []byte, p *poller) (rest []byte, handedOff bool) {
+func (c *Conn) consume(b []byte, ds *decodeState, p *poller) (rest []byte, handedOff bool) {
 	for len(b) > 0 && !c.draining {
 		op, payload, n, err := c.parser.Parse(b)
 		if err != nil {
@@ -782,17 +784,19 @@ func (c *Conn) consume(b []byte, p *poller) (rest []byte, handedOff bool) {
 		if !ok {
 			continue
 		}
-		switch c.dispatch(c.session, data, p == nil) {
+		switch c.dispatch(ds, c.session, data, p == nil) {
 		case dispatchClose:
 			c.draining = true
 			return nil, false
 		case dispatchRequest:
 			c.keepPending(b)
-			if c.msg.Type == wire.TypeMessage {
-				c.msg.Message.Payload = bytes.Clone(c.msg.Message.Payload) // it points into the poller's buffer
+			req := new(wire.ClientMessage)
+			*req = ds.msg
+			if req.Type == wire.TypeMessage {
+				req.Message.Payload = bytes.Clone(req.Message.Payload) // it points into the poller's buffer
 			}
 			p.disarm(c)
-			go c.serveRequest()
+			go c.serveRequest(req)
 			return nil, true
 		}
 	}
@@ -803,13 +807,15 @@ func (c *Conn) consume(b []byte, p *poller) (rest []byte, handedOff bool) {
 	return nil, false
 }
 
-// serveRequest answers the request consume left in msg, on a goroutine of
+// serveRequest answers the request consume handed it, on a goroutine of
 // the connection's own, handles what the client sent behind it, and gives
 // the connection back to its poller.
-func (c *Conn) serveRequest() {
-	c.request(c.session, &c.msg)
+func (c *Conn) serveRequest(req *wire.ClientMessage) {
+	c.request(c.session, req)
 	if !c.draining {
-		rest, _ := c.consume(c.pend, nil)
+		ds := c.srv.getDecoder()
+		rest, _ := c.consume(c.pend, ds, nil)
+		c.srv.putDecoder(ds)
 		c.keepPending(rest)
 	}
 	c.poll.arm(c)
@@ -926,7 +932,7 @@ func (c *Conn) drain() {
 }
 
 // handshake waits for the Hello and answers it with the Welcome.
-func (c *Conn) handshake() bool {
+func (c *Conn) handshake(ds *decodeState) bool {
 	p, ok := c.next()
 	if !ok {
 		if cause, _ := c.endCause(); isTimeout(cause) {
@@ -934,22 +940,22 @@ func (c *Conn) handshake() bool {
 		}
 		return false
 	}
-	err := c.dec.DecodeClient(p, &c.msg)
+	err := ds.dec.DecodeClient(p, &ds.msg)
 	switch {
 	case errors.Is(err, wire.ErrMalformed):
 		c.srv.stats.HandshakeFailures.Add(1)
 		c.Close(wire.CloseInvalidPayload, "malformed message: expected Hello")
 		return false
-	case err != nil || c.msg.Type != wire.TypeHello:
+	case err != nil || ds.msg.Type != wire.TypeHello:
 		c.srv.stats.HandshakeFailures.Add(1)
 		c.Close(wire.CloseProtocolError, "the first message must be Hello")
 		return false
-	case c.msg.Hello.Version != wire.Version:
+	case ds.msg.Hello.Version != wire.Version:
 		c.srv.stats.HandshakeFailures.Add(1)
 		c.sendEncoded(func(e *wire.Encoder) []byte {
 			return e.Error(wire.Error{
 				Code:    wire.CodeUnsupportedVersion,
-				Message: fmt.Sprintf("protocol version %d is not supported; this server speaks %d", c.msg.Hello.Version, wire.Version),
+				Message: fmt.Sprintf("protocol version %d is not supported; this server speaks %d", ds.msg.Hello.Version, wire.Version),
 			})
 		})
 		c.Close(wire.CloseUnsupportedVersion, "unsupported protocol version")
@@ -968,7 +974,7 @@ func (c *Conn) handshake() bool {
 	c.welcomed = true
 	c.lastDeadline = time.Now()
 	_ = c.nc.SetReadDeadline(c.lastDeadline.Add(cfg.HeartbeatTimeout))
-	c.client = c.msg.Hello.Client
+	c.client = ds.msg.Hello.Client
 	c.logger().Info("connection opened")
 	return true
 }
@@ -1011,13 +1017,13 @@ func isTimeout(err error) bool {
 }
 
 // readLoop decodes messages and dispatches them to the session.
-func (c *Conn) readLoop(s Session) {
+func (c *Conn) readLoop(ds *decodeState, s Session) {
 	for {
 		p, ok := c.next()
 		if !ok {
 			return
 		}
-		if c.dispatch(s, p, true) == dispatchClose {
+		if c.dispatch(ds, s, p, true) == dispatchClose {
 			c.drain()
 			return
 		}
@@ -1036,15 +1042,15 @@ type dispatchResult uint8
 const (
 	dispatchDone    dispatchResult = iota // handled
 	dispatchClose                         // the connection is closing: read no further
-	dispatchRequest                       // a request left in msg for the caller to answer
+	dispatchRequest                       // a request left in ds.msg for the caller to answer
 )
 
 // dispatch decodes one client message and handles it. A request (join,
 // leave, room message) it answers itself only if inline; otherwise it
-// leaves it decoded in c.msg for the caller.
-func (c *Conn) dispatch(s Session, p []byte, inline bool) dispatchResult {
-	m := &c.msg
-	if err := c.dec.DecodeClient(p, m); err != nil {
+// leaves it decoded in ds.msg for the caller.
+func (c *Conn) dispatch(ds *decodeState, s Session, p []byte, inline bool) dispatchResult {
+	m := &ds.msg
+	if err := ds.dec.DecodeClient(p, m); err != nil {
 		var de *wire.DecodeError
 		errors.As(err, &de)
 		switch {

@@ -32,7 +32,8 @@ type poller struct {
 	epfd     int
 	wakeR    int // read end of the wake-up pipe, in the epoll set as id 0
 	wakeW    int
-	readBuf  []byte // loop only
+	readBuf  []byte      // loop only
+	ds       decodeState // loop only
 	events   []syscall.EpollEvent
 	loopDone chan struct{}
 
@@ -71,6 +72,7 @@ func newPoller(s *Server) (*poller, error) {
 		wakeR:    pipe[0],
 		wakeW:    pipe[1],
 		readBuf:  make([]byte, max(pollReadBuffer, 2*(s.cfg.MaxMessageSize+16))),
+		ds:       decodeState{dec: wire.NewDecoder()},
 		events:   make([]syscall.EpollEvent, 256),
 		loopDone: make(chan struct{}),
 		conns:    make(map[uint64]*Conn),
@@ -318,7 +320,7 @@ func (c *Conn) readable(p *poller, now time.Time) bool {
 		c.pend = nil
 		return true
 	}
-	rest, handedOff := c.consume(buf[:k+n], p)
+	rest, handedOff := c.consume(buf[:k+n], &p.ds, p)
 	if !handedOff {
 		c.keepPending(rest)
 	}

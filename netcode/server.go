@@ -187,9 +187,12 @@ type Server struct {
 	epoch    time.Time // pings carry the time since epoch, to measure RTT
 	recent   disconnectLog
 
-	// encoders serves replies, which are rare: pooled rather than one per
-	// connection, whose memory matters at ten thousand connections.
+	// encoders serves replies, which are rare, and decoders the goroutines
+	// that read for a connection for a while (a handshake, a request, a
+	// reader goroutine): pooled rather than one per connection, whose memory
+	// matters at ten thousand connections.
 	encoders sync.Pool
+	decoders sync.Pool
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
@@ -232,6 +235,7 @@ func NewServer(cfg ServerConfig, h Handler) (*Server, error) {
 		recent:     disconnectLog{ring: make([]Disconnect, cfg.DisconnectLog)},
 	}
 	s.encoders.New = func() any { return wire.NewEncoder() }
+	s.decoders.New = func() any { return &decodeState{dec: wire.NewDecoder()} }
 	path := []byte(cfg.Path)
 	s.upgrader = ws.Upgrader{
 		OnRequest: func(uri []byte) error {
@@ -326,7 +330,6 @@ func (s *Server) add(nc net.Conn) bool {
 		// Buffered: a client frame's header, mask and payload then cost one
 		// read syscall rather than three. Small, since inputs are small.
 		br:       bufio.NewReaderSize(nc, readBuffer),
-		dec:      wire.NewDecoder(),
 		inputs:   newTokenBucket(s.cfg.InputRate, s.cfg.InputBurst),
 		requests: newTokenBucket(s.cfg.RequestRate, s.cfg.RequestBurst),
 		raw:      newRawIO(nc),
@@ -344,6 +347,21 @@ func (s *Server) add(nc net.Conn) bool {
 	s.wg.Add(1)
 	go c.serve()
 	return true
+}
+
+// decodeState is what decoding a client message needs: the decoder and the
+// message it decodes into. Whoever reads for a connection holds one: a
+// poller its own, other goroutines one from the Server's pool.
+type decodeState struct {
+	dec *wire.Decoder
+	msg wire.ClientMessage
+}
+
+func (s *Server) getDecoder() *decodeState { return s.decoders.Get().(*decodeState) }
+
+func (s *Server) putDecoder(ds *decodeState) {
+	ds.msg = wire.ClientMessage{} // let go of what the last message held
+	s.decoders.Put(ds)
 }
 
 // pickPoller spreads connections over the pollers, passing over any whose
