@@ -361,6 +361,7 @@ func (s *Server) getDecoder() *decodeState { return s.decoders.Get().(*decodeSta
 
 func (s *Server) putDecoder(ds *decodeState) {
 	ds.msg = wire.ClientMessage{} // let go of what the last message held
+	ds.dec.Release()
 	s.decoders.Put(ds)
 }
 

@@ -228,6 +228,14 @@ func NewDecoder() *Decoder {
 	return d
 }
 
+// Release drops the Decoder's reference to the last frame it decoded, so
+// that a Decoder kept for later (in a pool) does not keep that frame's
+// memory alive.
+func (d *Decoder) Release() {
+	d.frame = nil
+	d.r.Reset(nil)
+}
+
 // DecodeClient decodes a client-to-server frame into m.
 func (d *Decoder) DecodeClient(frame []byte, m *ClientMessage) error {
 	if err := d.begin(frame); err != nil {
