@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"runtime"
 	"time"
 
 	"github.com/tickroom/tickroom/netcode/client"
@@ -46,10 +47,25 @@ type Config struct {
 	Seed uint64
 	// MaxDialing bounds connection attempts in flight.
 	MaxDialing int
-	// Client configures each bot's connection (timeouts, reconnects).
+	// Pollers is how many client pollers (client.Poller, Linux only) read
+	// the bots' connections, bot i on poller i%Pollers; 0 gives each bot a
+	// reader goroutine of its own, which costs more CPU per snapshot.
+	Pollers int
+	// Client configures each bot's connection (timeouts, reconnects). Its
+	// Poller and callbacks are the runner's.
 	Client client.Config
 	// Progress, if set, is called once a second from the reporter goroutine.
 	Progress func(Progress)
+}
+
+// defaultPollers is one poller per four cores, at least one, on Linux; none
+// elsewhere. One poller's goroutine keeps up with thousands of bots, and
+// fewer pollers wake less often for more work each.
+func defaultPollers() int {
+	if runtime.GOOS != "linux" {
+		return 0
+	}
+	return max(1, runtime.GOMAXPROCS(0)/4)
 }
 
 // DefaultConfig returns a 60-second run of 100 wandering arena bots.
@@ -68,6 +84,7 @@ func DefaultConfig() Config {
 		PingInterval: time.Second,
 		Seed:         1,
 		MaxDialing:   64,
+		Pollers:      defaultPollers(),
 		Client:       cc,
 	}
 }
@@ -90,6 +107,8 @@ func (c *Config) validate() error {
 	check(c.InputHz <= 1000, "--input-hz %v must be at most 1000", c.InputHz)
 	check(c.PingInterval > 0, "ping interval must be positive")
 	check(c.MaxDialing > 0, "MaxDialing must be positive")
+	check(c.Pollers >= 0 && c.Pollers <= 64, "--pollers %d must be between 0 and 64", c.Pollers)
+	check(c.Pollers == 0 || runtime.GOOS == "linux", "--pollers %d needs Linux; use 0", c.Pollers)
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("bots: %w", err)
 	}

@@ -37,6 +37,7 @@ type metrics struct {
 
 type runner struct {
 	cfg      Config
+	pollers  []*client.Poller
 	inputHz  float64
 	metrics  metrics
 	bots     []atomic.Pointer[bot] // published once joined
@@ -58,6 +59,15 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			gap: newHistogram(), latency: newHistogram(), rtt: newHistogram(), connect: newHistogram(),
 		},
 	}
+	for range cfg.Pollers {
+		p, err := client.NewPoller()
+		if err != nil {
+			r.closePollers()
+			return nil, fmt.Errorf("bots: %w", err)
+		}
+		r.pollers = append(r.pollers, p)
+	}
+	defer r.closePollers() // after the bots' clients, which closeAll closes
 	start := time.Now()
 	cpu0 := processCPU()
 	deadline := start.Add(cfg.Duration)
@@ -117,6 +127,9 @@ func (r *runner) join(ctx context.Context, i int) (*bot, error) {
 	cc.OnSnapshot = b.onSnapshot
 	cc.OnEvent = b.onEvent
 	cc.OnPong = b.onPong
+	if len(r.pollers) > 0 {
+		cc.Poller = r.pollers[i%len(r.pollers)]
+	}
 	t0 := time.Now()
 	c, err := client.Dial(ctx, r.cfg.URL, cc)
 	if err != nil {
@@ -267,6 +280,12 @@ func (r *runner) closeAll() {
 		}()
 	}
 	wg.Wait()
+}
+
+func (r *runner) closePollers() {
+	for _, p := range r.pollers {
+		_ = p.Close()
+	}
 }
 
 // processCPU returns the CPU time this process has used.

@@ -532,7 +532,7 @@ func (c *Conn) writeDirect(src SnapshotSource, tick uint64, ack uint32) bool {
 
 	b := c.appendSnapshot(c.wbuf[:0], f, ack)
 	c.wbuf = b
-	n, err := c.raw.writeNonBlocking(b)
+	n, err := c.raw.WriteNonBlocking(b)
 	c.stats.BytesOut.Add(uint64(n))
 	switch {
 	case err == nil && n == len(b):
@@ -729,7 +729,7 @@ func (c *Conn) startPolling(ds *decodeState) {
 	}
 	c.srv.putDecoder(ds)
 	c.rd, c.br = nil, nil
-	c.pollFD = c.raw.fd()
+	c.pollFD = c.raw.FD()
 	if c.pollFD < 0 {
 		c.end(errors.New("netcode: socket closed during the handshake"), nil)
 		c.finish()

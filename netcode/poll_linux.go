@@ -9,6 +9,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/tickroom/tickroom/netcode/internal/epoll"
 	"github.com/tickroom/tickroom/netcode/wire"
 )
 
@@ -29,51 +30,35 @@ import (
 // time and in order.
 type poller struct {
 	srv      *Server
-	epfd     int
-	wakeR    int // read end of the wake-up pipe, in the epoll set as id 0
-	wakeW    int
+	set      *epoll.Set
 	readBuf  []byte      // loop only
 	ds       decodeState // loop only
-	events   []syscall.EpollEvent
 	loopDone chan struct{}
 
 	mu       sync.Mutex
-	conns    map[uint64]*Conn // registered, by id: the epoll event's data
+	conns    map[uint64]*Conn // registered, by id: the epoll id
 	finished []*Conn          // asked to finish by other goroutines
-	wakeups  atomic.Uint64    // epoll_wait returns, for tests
+	wakeups  atomic.Uint64    // Wait returns, for tests
 	stopping bool             // stop was called: the loop ends
-	closed   bool             // the loop ended: its descriptors are closed
 }
 
 // pollReadBuffer is how much one read may take: many inputs, or a whole
 // message of the largest size with what came before it.
 const pollReadBuffer = 64 << 10
 
+// pollBatch is how many ready connections one epoll_wait reports at most.
+const pollBatch = 256
+
 func newPoller(s *Server) (*poller, error) {
-	epfd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
+	set, err := epoll.New(pollBatch)
 	if err != nil {
-		return nil, fmt.Errorf("netcode: epoll_create1: %w", err)
-	}
-	var pipe [2]int
-	if err := syscall.Pipe2(pipe[:], syscall.O_NONBLOCK|syscall.O_CLOEXEC); err != nil {
-		syscall.Close(epfd)
-		return nil, fmt.Errorf("netcode: pipe2: %w", err)
-	}
-	ev := syscall.EpollEvent{Events: syscall.EPOLLIN} // data 0: the wake-up pipe
-	if err := syscall.EpollCtl(epfd, syscall.EPOLL_CTL_ADD, pipe[0], &ev); err != nil {
-		syscall.Close(epfd)
-		syscall.Close(pipe[0])
-		syscall.Close(pipe[1])
-		return nil, fmt.Errorf("netcode: epoll_ctl: %w", err)
+		return nil, fmt.Errorf("netcode: %w", err)
 	}
 	p := &poller{
 		srv:      s,
-		epfd:     epfd,
-		wakeR:    pipe[0],
-		wakeW:    pipe[1],
+		set:      set,
 		readBuf:  make([]byte, max(pollReadBuffer, 2*(s.cfg.MaxMessageSize+16))),
 		ds:       decodeState{dec: wire.NewDecoder()},
-		events:   make([]syscall.EpollEvent, 256),
 		loopDone: make(chan struct{}),
 		conns:    make(map[uint64]*Conn),
 	}
@@ -94,14 +79,6 @@ const (
 	// pollFinished: out of the epoll set for good; finish runs or ran.
 	pollFinished
 )
-
-func eventData(id uint64) syscall.EpollEvent {
-	return syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP, Fd: int32(uint32(id)), Pad: int32(uint32(id >> 32))}
-}
-
-func eventID(ev *syscall.EpollEvent) uint64 {
-	return uint64(uint32(ev.Fd)) | uint64(uint32(ev.Pad))<<32
-}
 
 // alive reports whether the poller still takes connections: one whose
 // epoll_wait failed does not.
@@ -124,9 +101,8 @@ func (p *poller) arm(c *Conn) {
 		c.finish()
 		return
 	}
-	ev := eventData(c.id)
 	p.conns[c.id] = c
-	err := p.ctl(syscall.EPOLL_CTL_ADD, c.pollFD, &ev)
+	err := p.set.Add(c.pollFD, c.id)
 	if err == nil {
 		c.pollState = pollArmed
 		p.mu.Unlock()
@@ -135,17 +111,8 @@ func (p *poller) arm(c *Conn) {
 	c.pollState = pollFinished
 	delete(p.conns, c.id)
 	p.mu.Unlock()
-	c.end(fmt.Errorf("netcode: epoll_ctl: %w", err), &CloseError{Code: wire.CloseInternalError, Reason: "internal error"})
+	c.end(fmt.Errorf("netcode: %w", err), &CloseError{Code: wire.CloseInternalError, Reason: "internal error"})
 	c.finish()
-}
-
-// ctl changes the epoll set, unless the loop has closed it. The caller
-// holds mu.
-func (p *poller) ctl(op, fd int, ev *syscall.EpollEvent) error {
-	if p.closed {
-		return ErrServerClosed
-	}
-	return syscall.EpollCtl(p.epfd, op, fd, ev)
 }
 
 // disarm takes c out of the poller's hands while a goroutine of its own
@@ -156,7 +123,7 @@ func (p *poller) ctl(op, fd int, ev *syscall.EpollEvent) error {
 func (p *poller) disarm(c *Conn) {
 	p.mu.Lock()
 	c.pollState = pollBusy
-	_ = p.ctl(syscall.EPOLL_CTL_DEL, c.pollFD, nil)
+	_ = p.set.Del(c.pollFD)
 	p.mu.Unlock()
 }
 
@@ -173,17 +140,8 @@ func (p *poller) requestFinish(c *Conn) {
 	default:
 		c.pollFinish = true
 		p.finished = append(p.finished, c)
-		p.wake()
+		p.set.Wake()
 	}
-}
-
-// wake interrupts epoll_wait. The caller holds mu.
-func (p *poller) wake() {
-	if p.closed {
-		return
-	}
-	var b [1]byte
-	_, _ = syscall.Write(p.wakeW, b[:]) // EAGAIN: a wake-up is already pending
 }
 
 // finishLocked takes c out of the epoll set for good and finishes it on a
@@ -198,7 +156,7 @@ func (p *poller) finishLocked(c *Conn) {
 	}
 	c.pollState = pollFinished
 	delete(p.conns, c.id)
-	_ = p.ctl(syscall.EPOLL_CTL_DEL, c.pollFD, nil)
+	_ = p.set.Del(c.pollFD)
 	go c.finish()
 }
 
@@ -208,7 +166,7 @@ func (p *poller) stop() {
 	p.mu.Lock()
 	if !p.stopping {
 		p.stopping = true
-		p.wake()
+		p.set.Wake()
 	}
 	p.mu.Unlock()
 	<-p.loopDone
@@ -216,39 +174,20 @@ func (p *poller) stop() {
 
 func (p *poller) loop() {
 	defer close(p.loopDone)
-	defer func() {
-		p.mu.Lock()
-		p.closed = true
-		syscall.Close(p.epfd)
-		syscall.Close(p.wakeR)
-		syscall.Close(p.wakeW)
-		p.mu.Unlock()
-	}()
+	defer p.set.Close()
 	var finished []*Conn
+	ids := make([]uint64, 0, pollBatch)
 	for {
-		n, err := syscall.EpollWait(p.epfd, p.events, -1)
+		var err error
+		ids, _, err = p.set.Wait(ids[:0], -1)
 		if err != nil {
-			if errors.Is(err, syscall.EINTR) {
-				continue
-			}
 			p.srv.log.Error("epoll_wait failed; connections read by this poller are closed", "err", err)
 			p.failAll(err)
 			return
 		}
 		p.wakeups.Add(1)
 		now := time.Now()
-		for i := range n {
-			ev := &p.events[i]
-			id := eventID(ev)
-			if id == 0 {
-				var b [64]byte
-				for {
-					if n, _ := syscall.Read(p.wakeR, b[:]); n <= 0 {
-						break
-					}
-				}
-				continue
-			}
+		for _, id := range ids {
 			p.mu.Lock()
 			c := p.conns[id]
 			if c != nil && c.pollState != pollArmed {
@@ -304,7 +243,7 @@ func (p *poller) failAll(err error) {
 func (c *Conn) readable(p *poller, now time.Time) bool {
 	buf := p.readBuf
 	k := copy(buf, c.pend) // a frame's start from the last read: the parser needs it whole
-	n, err := c.raw.readNonBlocking(buf[k:])
+	n, err := c.raw.ReadNonBlocking(buf[k:])
 	switch {
 	case err != nil && (errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EINTR)):
 		return true // a spurious wake-up

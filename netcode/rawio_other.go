@@ -5,9 +5,9 @@ package netcode
 import "net"
 
 type rawIO interface {
-	writeNonBlocking(b []byte) (int, error)
-	readNonBlocking(b []byte) (int, error)
-	fd() int
+	WriteNonBlocking(b []byte) (int, error)
+	ReadNonBlocking(b []byte) (int, error)
+	FD() int
 }
 
 // newRawIO returns nil: without non-blocking writes, every snapshot goes

@@ -45,6 +45,7 @@ func parseBotsFlags(args []string, stderr io.Writer) (*botsFlags, error) {
 	fs.Float64Var(&c.InputHz, "input-hz", c.InputHz, "inputs per bot per second; 0 sends none; negative: the server's tick rate")
 	fs.Uint64Var(&c.Seed, "seed", c.Seed, "seed for the bots' movement, for repeatable runs")
 	fs.StringVar(&c.Mode, "mode", c.Mode, "game mode to join-or-create")
+	fs.IntVar(&c.Pollers, "pollers", c.Pollers, "how many epoll readers serve the bots' connections (Linux); 0: each bot reads its own socket")
 	fs.StringVar(&f.json, "json", "", "write the report as JSON to this file")
 	fs.StringVar(&f.cpuProfile, "cpu-profile", "", "write a pprof CPU profile of the bots to this file")
 	fs.DurationVar(&f.gates.MaxP99Gap, "max-p99-gap", 0, "SLO gate: fail if the p99 snapshot gap exceeds this (0: off)")
