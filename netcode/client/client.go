@@ -615,7 +615,7 @@ func (c *Client) run(conn *connection) {
 	defer close(c.done)
 	for {
 		var cause error
-		if c.cfg.Poller != nil {
+		if conn.polled != nil {
 			cause = c.cfg.Poller.serve(c, conn)
 		} else {
 			cause = c.readLoop(conn)

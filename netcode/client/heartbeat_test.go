@@ -3,6 +3,7 @@ package client_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"net"
 	"os"
 	"runtime"
@@ -120,6 +121,43 @@ func TestClientHandlesWhatCameWithTheWelcome(t *testing.T) {
 				assert.Equal(t, []byte{0xc3}, e.Payload)
 			case <-time.After(10 * time.Second):
 				t.Fatal("the message that came with the Welcome was not delivered")
+			}
+		})
+	}
+}
+
+// A write to a server that stopped reading fails once WriteTimeout has
+// passed, with a deadline error, and ends the connection; it does not
+// block forever, read by its own goroutine or by a poller.
+func TestClientWriteToAStalledServerTimesOut(t *testing.T) {
+	for name, setup := range clientModes(t) {
+		t.Run(name, func(t *testing.T) {
+			url := silentServer(t, time.Minute)
+			cfg := client.DefaultConfig()
+			cfg.WriteTimeout = 200 * time.Millisecond
+			cfg.Reconnect.Attempts = 0
+			setup(&cfg)
+			c, err := client.Dial(context.Background(), url, cfg)
+			require.NoError(t, err)
+			defer c.Close()
+			big := make([]byte, 64<<10)
+			for i := 0; ; i++ {
+				require.Less(t, i, 10_000, "64 KiB writes kept going through to a server that reads nothing")
+				// The message is written before the wait for its reply, which
+				// never comes: a context that ends at once skips that wait.
+				ctx, cancel := context.WithTimeout(context.Background(), time.Millisecond)
+				err = c.SendMessage(ctx, big)
+				cancel()
+				if !errors.Is(err, context.DeadlineExceeded) {
+					break
+				}
+			}
+			assert.ErrorIs(t, err, os.ErrDeadlineExceeded)
+			assert.ErrorIs(t, err, client.ErrNotConnected)
+			select {
+			case <-c.Done():
+			case <-time.After(10 * time.Second):
+				t.Fatal("the connection whose write timed out is still open")
 			}
 		})
 	}

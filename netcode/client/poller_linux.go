@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/tickroom/tickroom/netcode/internal/epoll"
-	"github.com/tickroom/tickroom/netcode/internal/rawio"
 	"github.com/tickroom/tickroom/netcode/internal/wsframe"
 	"github.com/tickroom/tickroom/netcode/wire"
 )
@@ -48,8 +47,7 @@ type Poller struct {
 type polled struct {
 	c      *Client
 	conn   *connection
-	raw    *rawio.FD
-	fd     int
+	fd     int // the socket's own descriptor once detached (register), -1 before
 	parser *wsframe.Parser
 	ended  chan error // receives why the connection ended, once, from the loop
 
@@ -108,21 +106,16 @@ func (p *Poller) Close() error {
 }
 
 // prepare sets conn up to be read by the poller. The dialer calls it
-// before the connection is shared.
+// before the connection is shared. A connection that is not a plain socket
+// (TLS) is left to the client's goroutine.
 func (p *Poller) prepare(c *Client, conn *connection) error {
-	raw := rawio.New(conn.nc)
-	if raw == nil {
-		return errors.New("client: poller: the connection is not a socket")
-	}
-	fd := raw.FD()
-	if fd < 0 {
-		return errors.New("client: poller: the connection is closed")
+	if _, ok := conn.nc.(syscall.Conn); !ok {
+		return nil
 	}
 	conn.polled = &polled{
 		c:      c,
 		conn:   conn,
-		raw:    raw,
-		fd:     fd,
+		fd:     -1,
 		parser: wsframe.NewParser(c.cfg.MaxMessageSize, false),
 		ended:  make(chan error, 1),
 	}
@@ -163,6 +156,9 @@ func (p *Poller) register(pc *polled) error {
 		b, _ := pc.conn.br.Peek(n)
 		pc.pend = append([]byte(nil), b...)
 		_, _ = pc.conn.br.Discard(n)
+	}
+	if err := pc.c.detach(pc); err != nil {
+		return err
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -310,7 +306,7 @@ func (p *Poller) read(pc *polled, now time.Time) error {
 	}
 	buf := p.readBuf
 	k := copy(buf, pc.pend) // a frame's start from the last read: the parser needs it whole
-	n, err := pc.raw.ReadNonBlocking(buf[k:])
+	n, err := recvDontWait(pc.fd, buf[k:])
 	switch {
 	case err != nil && (errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EINTR)):
 		return nil // a spurious wake-up
