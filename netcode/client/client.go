@@ -79,16 +79,19 @@ type Config struct {
 	// EventBuffer is the capacity of the Events channel; events that do not
 	// fit are dropped and counted in Stats.EventsDropped.
 	EventBuffer int
-	// OnSnapshot, if set, is called from the client's goroutine after each
-	// snapshot is applied. It must not block or call the client's request
-	// methods; s and its Entities are valid only during the call.
+	// OnSnapshot, if set, is called after each snapshot is applied, from
+	// the goroutine that reads the connection: the client's, or its
+	// Poller's, which reads for other clients too. It must not block or call
+	// the client's request methods or Close; s and its Entities are valid
+	// only during the call.
 	OnSnapshot func(s *Snapshot)
 	// OnEvent, if set, receives events instead of the Events channel, from
-	// the client's goroutine (or from Dial's caller for none). It must not
-	// block or call the client's request methods.
+	// the goroutine that reads the connection (the client's or its
+	// Poller's) or, for drops and resumes, the client's. It must not block
+	// or call the client's request methods or Close.
 	OnEvent func(e Event)
-	// OnPong, if set, is called from the client's goroutine with the round
-	// trip of each Pong answering SendPing.
+	// OnPong, if set, is called with the round trip of each Pong answering
+	// SendPing, from the goroutine that reads the connection.
 	OnPong func(rtt time.Duration)
 	// Logger receives connection lifecycle logs; nil discards them.
 	Logger *slog.Logger
@@ -96,7 +99,8 @@ type Config struct {
 	// client's goroutine (which then only waits), and calls OnSnapshot,
 	// OnEvent and OnPong from its own goroutine. One poller serves many
 	// clients, sparing a goroutine wake-up and an extra read per message:
-	// it is for processes that run thousands of clients, like the bots.
+	// it is for processes that run thousands of clients, like the bots. A
+	// TLS (wss://) connection is read by the client's goroutine regardless.
 	Poller *Poller
 }
 
@@ -202,7 +206,7 @@ type Client struct {
 	closeCh chan struct{} // closed by Close
 	reqID   atomic.Uint32
 
-	mu      sync.Mutex // guards the fields below and writes
+	mu      sync.Mutex // guards the fields below; never held across a socket write
 	conn    *connection
 	welcome wire.Welcome
 	pending map[uint32]chan reply
@@ -218,14 +222,20 @@ type Client struct {
 }
 
 type connection struct {
-	nc            net.Conn
-	br            *bufio.Reader // under rd: what it holds past the handshake goes to a poller
-	rd            *wsframe.Reader
+	br *bufio.Reader // under rd: what it holds past the handshake goes to a poller
+	rd *wsframe.Reader
+
+	// wmu serializes writes. Lock order: wmu, then Client.mu (held briefly,
+	// never across a write), so that a write stuck on a full socket holds up
+	// only other writes, not the reading side.
+	wmu           sync.Mutex
+	nc            net.Conn // replaced under wmu when a poller detaches it
 	enc           *wire.Encoder
 	wbuf          []byte
-	writeDeadline time.Time // guarded like wbuf: by c.mu, or the dialer before the connection is shared
+	writeDeadline time.Time
 
-	polled *polled // with Config.Poller: the poller's state for this connection
+	polled  *polled        // with Config.Poller: the poller's state for this connection
+	writers sync.WaitGroup // writes the poller handed off (pongs, the close echo)
 }
 
 type reply struct {
@@ -384,7 +394,7 @@ func (c *Client) emit(e Event) {
 }
 
 // writeTo writes one masked binary message on conn. The caller must hold
-// c.mu, or own conn exclusively (during dial).
+// conn.wmu, or own conn exclusively (during dial).
 func (c *Client) writeTo(conn *connection, msg []byte) error {
 	return c.writeFrame(conn, ws.OpBinary, msg)
 }
@@ -412,15 +422,13 @@ func (c *Client) writeFrame(conn *connection, op ws.OpCode, msg []byte) error {
 // send encodes and writes a message on the current connection.
 func (c *Client) send(encode func(*wire.Encoder) []byte) error {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.sendLocked(encode)
-}
-
-func (c *Client) sendLocked(encode func(*wire.Encoder) []byte) error {
 	conn, err := c.connLocked()
+	c.mu.Unlock()
 	if err != nil {
 		return err
 	}
+	conn.wmu.Lock()
+	defer conn.wmu.Unlock()
 	return c.writeLocked(conn, encode(conn.enc))
 }
 
@@ -435,7 +443,7 @@ func (c *Client) connLocked() (*connection, error) {
 	return c.conn, nil
 }
 
-// writeLocked writes msg on conn. c.mu must be held.
+// writeLocked writes msg on conn. conn.wmu must be held.
 func (c *Client) writeLocked(conn *connection, msg []byte) error {
 	if err := c.writeTo(conn, msg); err != nil {
 		c.breakConn(conn, err)
@@ -445,12 +453,16 @@ func (c *Client) writeLocked(conn *connection, msg []byte) error {
 }
 
 // breakConn ends a connection whose write failed; whoever reads it then
-// reconnects. A polled socket is not closed here: the poller must take it
-// out of its epoll set first, and the client's goroutine closes it after.
+// reconnects. conn.wmu must be held. A polled socket is shut down, not
+// closed: its descriptor must stay valid until the poller has taken it out
+// of its epoll set, and the client's goroutine closes it after.
 func (c *Client) breakConn(conn *connection, err error) {
 	if conn.polled != nil {
 		c.cfg.Poller.end(conn.polled, err)
-		return
+		if d, ok := conn.nc.(interface{ shutdown() }); ok {
+			d.shutdown() // a detached socket: later writes fail at once, and the poller reads the EOF
+			return
+		}
 	}
 	_ = conn.nc.Close()
 }
@@ -460,16 +472,28 @@ func (c *Client) breakConn(conn *connection, err error) {
 // bits); nil sends MessagePack nil.
 func (c *Client) SendInput(payload []byte) (uint32, error) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.seat == nil {
-		return 0, ErrNotInRoom
-	}
 	conn, err := c.connLocked()
+	c.mu.Unlock()
 	if err != nil {
 		return 0, err
 	}
-	c.seq++ // encoded and written without allocating: this runs per tick
-	return c.seq, c.writeLocked(conn, conn.enc.Input(wire.Input{Seq: c.seq, Payload: payload}))
+	// Numbered under the write lock, so inputs go out in seq order.
+	conn.wmu.Lock()
+	defer conn.wmu.Unlock()
+	c.mu.Lock()
+	switch {
+	case c.seat == nil:
+		c.mu.Unlock()
+		return 0, ErrNotInRoom
+	case c.conn != conn:
+		c.mu.Unlock()
+		return 0, ErrNotConnected // it dropped meanwhile
+	}
+	c.seq++
+	seq := c.seq
+	c.mu.Unlock()
+	// Encoded and written without allocating: this runs per tick.
+	return seq, c.writeLocked(conn, conn.enc.Input(wire.Input{Seq: seq, Payload: payload}))
 }
 
 // request sends a request and waits for its reply.
@@ -483,8 +507,8 @@ func (c *Client) request(ctx context.Context, encode func(e *wire.Encoder, id ui
 	ch := make(chan reply, 1)
 	c.mu.Lock()
 	c.pending[id] = ch
-	err := c.sendLocked(func(e *wire.Encoder) []byte { return encode(e, id) })
 	c.mu.Unlock()
+	err := c.send(func(e *wire.Encoder) []byte { return encode(e, id) })
 	if err != nil {
 		c.forget(id)
 		return reply{}, err
@@ -560,8 +584,8 @@ func (c *Client) Ping(ctx context.Context) (time.Duration, error) {
 	ch := make(chan reply, 1)
 	c.mu.Lock()
 	c.pings[key] = ch
-	err := c.sendLocked(func(e *wire.Encoder) []byte { return e.Ping(wire.Ping{ClientTime: key}) })
 	c.mu.Unlock()
+	err := c.send(func(e *wire.Encoder) []byte { return e.Ping(wire.Ping{ClientTime: key}) })
 	defer func() {
 		c.mu.Lock()
 		delete(c.pings, key)
@@ -582,11 +606,13 @@ func (c *Client) Ping(ctx context.Context) (time.Duration, error) {
 // when the Pong arrives. It does not allocate.
 func (c *Client) SendPing() error {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	conn, err := c.connLocked()
+	c.mu.Unlock()
 	if err != nil {
 		return err
 	}
+	conn.wmu.Lock()
+	defer conn.wmu.Unlock()
 	return c.writeLocked(conn, conn.enc.Ping(wire.Ping{ClientTime: time.Now().UnixNano()}))
 }
 
@@ -599,12 +625,15 @@ func (c *Client) Close() error {
 	}
 	close(c.closeCh)
 	c.mu.Lock()
-	if conn := c.conn; conn != nil {
+	conn := c.conn
+	c.mu.Unlock()
+	if conn != nil {
+		conn.wmu.Lock()
 		_ = c.writeFrame(conn, ws.OpClose, wsframe.CloseBody(uint16(wire.CloseNormal), "client closed"))
 		// The server echoes the close; give it a moment, then cut.
 		_ = conn.nc.SetReadDeadline(time.Now().Add(closeWait))
+		conn.wmu.Unlock()
 	}
-	c.mu.Unlock()
 	<-c.done
 	return nil
 }
@@ -625,7 +654,10 @@ func (c *Client) run(conn *connection) {
 		c.failPending(fmt.Errorf("%w: %w", ErrNotConnected, cause))
 		seat := c.seat
 		c.mu.Unlock()
+		conn.wmu.Lock()
 		_ = conn.nc.Close()
+		conn.wmu.Unlock()
+		conn.writers.Wait() // they fail at once on the closed socket
 
 		if c.closing.Load() || !reconnectable(cause) || c.cfg.Reconnect.Attempts == 0 {
 			c.finish(cause)
@@ -637,6 +669,13 @@ func (c *Client) run(conn *connection) {
 		next, err := c.reconnect(seat)
 		if err != nil {
 			c.finish(err)
+			return
+		}
+		if c.closing.Load() {
+			// Close came during the reconnect, too late to close this
+			// connection: it would be read without a deadline forever.
+			_ = next.nc.Close()
+			c.finish(ErrClosed)
 			return
 		}
 		conn = next
@@ -709,6 +748,9 @@ func (c *Client) reconnect(seat *Joined) (*connection, error) {
 			return nil, ErrClosed
 		}
 		conn, w, err := c.dial(context.Background())
+		if errors.Is(err, ErrPollerClosed) {
+			return nil, err
+		}
 		if err != nil {
 			last = err
 			c.log.Debug("reconnect attempt failed", "attempt", attempt+1, "err", err)
@@ -797,6 +839,30 @@ func joinedFrom(m *wire.Joined) *Joined {
 	}
 }
 
+// reply writes a control frame the server asked for (a pong, the close
+// echo). A poller hands it to a goroutine: the write may wait for the
+// socket (or for another writer) up to WriteTimeout, and the poller reads
+// for many clients. The client's goroutine waits for those goroutines
+// before it closes the socket.
+func (c *Client) reply(conn *connection, op ws.OpCode, p []byte) error {
+	if conn.polled == nil {
+		conn.wmu.Lock()
+		defer conn.wmu.Unlock()
+		return c.writeFrame(conn, op, p)
+	}
+	p = append([]byte(nil), p...) // p is the poller's buffer
+	conn.writers.Add(1)
+	go func() {
+		defer conn.writers.Done()
+		conn.wmu.Lock()
+		defer conn.wmu.Unlock()
+		if err := c.writeFrame(conn, op, p); err != nil && op != ws.OpClose {
+			c.breakConn(conn, err)
+		}
+	}()
+	return nil
+}
+
 // readLoop reads one connection until it ends and returns why.
 func (c *Client) readLoop(conn *connection) error {
 	dec := wire.NewDecoder()
@@ -831,15 +897,10 @@ func (c *Client) onFrame(conn *connection, dec *wire.Decoder, op ws.OpCode, p []
 	c.stats.BytesIn.Add(uint64(wsframe.HeaderLen(len(p)) + len(p))) // wire bytes, as sent unmasked
 	switch op {
 	case ws.OpPing:
-		c.mu.Lock()
-		err := c.writeFrame(conn, ws.OpPong, p)
-		c.mu.Unlock()
-		return err
+		return c.reply(conn, ws.OpPong, p)
 	case ws.OpClose:
 		code, reason, _ := wsframe.ParseClose(p)
-		c.mu.Lock()
-		_ = c.writeFrame(conn, ws.OpClose, p[:min(len(p), 2)])
-		c.mu.Unlock()
+		_ = c.reply(conn, ws.OpClose, p[:min(len(p), 2)])
 		if code == 1005 {
 			code = uint16(wire.CloseNormal)
 		}

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"github.com/tickroom/tickroom/netcode/internal/epoll"
 	"github.com/tickroom/tickroom/netcode/internal/wsframe"
@@ -109,6 +110,15 @@ func (p *Poller) Close() error {
 // before the connection is shared. A connection that is not a plain socket
 // (TLS) is left to the client's goroutine.
 func (p *Poller) prepare(c *Client, conn *connection) error {
+	if p.set == nil {
+		return errors.New("client: a Poller must come from NewPoller")
+	}
+	p.mu.Lock()
+	closing := p.closing
+	p.mu.Unlock()
+	if closing {
+		return ErrPollerClosed
+	}
 	if _, ok := conn.nc.(syscall.Conn); !ok {
 		return nil
 	}
@@ -157,6 +167,12 @@ func (p *Poller) register(pc *polled) error {
 		pc.pend = append([]byte(nil), b...)
 		_, _ = pc.conn.br.Discard(n)
 	}
+	p.mu.Lock()
+	err := pc.endErr // a write failed before the poller got the connection
+	p.mu.Unlock()
+	if err != nil {
+		return err
+	}
 	if err := pc.c.detach(pc); err != nil {
 		return err
 	}
@@ -190,17 +206,22 @@ func (p *Poller) end(pc *polled, err error) {
 		return
 	}
 	pc.endErr = err
-	if pc.id != 0 {
+	if pc.id != 0 && !p.closing { // closing: the loop ends every connection anyway
 		p.ending = append(p.ending, pc)
 		p.set.Wake()
 	}
 }
 
 // finishLocked takes pc out of the epoll set, before its socket is closed,
-// and tells its client why. Loop only, with mu held.
+// and tells its client why: the reason end was given, if it was (the EOF
+// that a shut-down socket reads is its consequence). Loop only, with mu
+// held.
 func (p *Poller) finishLocked(pc *polled, err error) {
 	if p.conns[pc.id] != pc {
 		return // finished already
+	}
+	if pc.endErr != nil {
+		err = pc.endErr
 	}
 	delete(p.conns, pc.id)
 	_ = p.set.Del(pc.fd)
@@ -280,8 +301,11 @@ func (p *Poller) loop() {
 func (p *Poller) sweep(now time.Time, expired []*polled) []*polled {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	var b [1]byte
 	for _, pc := range p.conns {
-		if now.Sub(pc.lastRead) > pc.hb {
+		// Unread bytes mean the loop, not the server, was slow (a callback
+		// that blocked): the next round reads them.
+		if now.Sub(pc.lastRead) > pc.hb && !hasData(pc.fd, b[:]) {
 			expired = append(expired, pc)
 		}
 	}
@@ -298,8 +322,9 @@ func (p *Poller) finishAll(err error) {
 	}
 }
 
-// read reads what pc's socket has and handles the whole messages in it. It
-// returns why the connection ends, or nil.
+// read reads what pc's socket has and handles the whole messages in it,
+// after the bytes pending from before. It returns why the connection ends,
+// or nil.
 func (p *Poller) read(pc *polled, now time.Time) error {
 	if need := len(pc.pend) + pollReadBuffer; need > len(p.readBuf) {
 		p.readBuf = make([]byte, need) // a large message in pieces
@@ -309,14 +334,23 @@ func (p *Poller) read(pc *polled, now time.Time) error {
 	n, err := recvDontWait(pc.fd, buf[k:])
 	switch {
 	case err != nil && (errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EINTR)):
-		return nil // a spurious wake-up
-	case err != nil:
+		return p.handle(pc, buf[:k]) // a spurious wake-up, or a kick still to handle
+	case err == nil && n == 0:
+		err = io.EOF
+	}
+	if err != nil {
+		// What came before the end (a close frame, say) still counts.
+		if herr := p.handle(pc, buf[:k]); herr != nil {
+			return herr
+		}
 		return err
-	case n == 0:
-		return io.EOF
 	}
 	pc.lastRead = now
-	return p.handle(pc, buf[:k+n])
+	err = p.handle(pc, buf[:k+n])
+	if len(p.readBuf) > pollReadBuffer && len(pc.pend) == 0 {
+		p.readBuf = make([]byte, pollReadBuffer) // let a large message's buffer go
+	}
+	return err
 }
 
 // handle handles the whole frames in b and keeps the start of the next
@@ -350,4 +384,11 @@ func (p *Poller) handle(pc *polled, b []byte) error {
 	}
 	pc.parser.Release(releaseAbove)
 	return nil
+}
+
+// hasData reports whether fd has bytes to read (or a hang-up to report).
+func hasData(fd int, b []byte) bool {
+	n, _, e := syscall.Syscall6(syscall.SYS_RECVFROM, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)),
+		syscall.MSG_DONTWAIT|syscall.MSG_PEEK, 0, 0)
+	return e == 0 && n > 0
 }
