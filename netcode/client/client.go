@@ -459,8 +459,8 @@ func (c *Client) writeLocked(conn *connection, msg []byte) error {
 func (c *Client) breakConn(conn *connection, err error) {
 	if conn.polled != nil {
 		c.cfg.Poller.end(conn.polled, err)
-		if d, ok := conn.nc.(interface{ shutdown() }); ok {
-			d.shutdown() // a detached socket: later writes fail at once, and the poller reads the EOF
+		if d, ok := conn.nc.(interface{ Shutdown() }); ok {
+			d.Shutdown() // a detached socket: later writes fail at once, and the poller reads the EOF
 			return
 		}
 	}

@@ -10,9 +10,9 @@ import (
 	"sync"
 	"syscall"
 	"time"
-	"unsafe"
 
 	"github.com/tickroom/tickroom/netcode/internal/epoll"
+	"github.com/tickroom/tickroom/netcode/internal/rawio"
 	"github.com/tickroom/tickroom/netcode/internal/wsframe"
 	"github.com/tickroom/tickroom/netcode/wire"
 )
@@ -48,7 +48,8 @@ type Poller struct {
 type polled struct {
 	c      *Client
 	conn   *connection
-	fd     int // the socket's own descriptor once detached (register), -1 before
+	sock   *rawio.Conn // the socket, once detached (register)
+	fd     int         // sock's descriptor, -1 before
 	parser *wsframe.Parser
 	ended  chan error // receives why the connection ended, once, from the loop
 
@@ -174,8 +175,9 @@ func (p *Poller) register(pc *polled) error {
 		return err
 	}
 	if err := pc.c.detach(pc); err != nil {
-		return err
+		return fmt.Errorf("client: poller: %w", err)
 	}
+	pc.fd = pc.sock.FD()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	switch {
@@ -301,11 +303,10 @@ func (p *Poller) loop() {
 func (p *Poller) sweep(now time.Time, expired []*polled) []*polled {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	var b [1]byte
 	for _, pc := range p.conns {
 		// Unread bytes mean the loop, not the server, was slow (a callback
 		// that blocked): the next round reads them.
-		if now.Sub(pc.lastRead) > pc.hb && !hasData(pc.fd, b[:]) {
+		if now.Sub(pc.lastRead) > pc.hb && !pc.sock.HasData() {
 			expired = append(expired, pc)
 		}
 	}
@@ -331,7 +332,7 @@ func (p *Poller) read(pc *polled, now time.Time) error {
 	}
 	buf := p.readBuf
 	k := copy(buf, pc.pend) // a frame's start from the last read: the parser needs it whole
-	n, err := recvDontWait(pc.fd, buf[k:])
+	n, err := pc.sock.ReadNonBlocking(buf[k:])
 	switch {
 	case err != nil && (errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EINTR)):
 		return p.handle(pc, buf[:k]) // a spurious wake-up, or a kick still to handle
@@ -384,11 +385,4 @@ func (p *Poller) handle(pc *polled, b []byte) error {
 	}
 	pc.parser.Release(releaseAbove)
 	return nil
-}
-
-// hasData reports whether fd has bytes to read (or a hang-up to report).
-func hasData(fd int, b []byte) bool {
-	n, _, e := syscall.Syscall6(syscall.SYS_RECVFROM, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)),
-		syscall.MSG_DONTWAIT|syscall.MSG_PEEK, 0, 0)
-	return e == 0 && n > 0
 }

@@ -7,8 +7,13 @@
 // epoll set) use this to read, and writers use it to try a write before
 // handing off to a goroutine that may wait.
 //
-// An FD has no goroutines. Its reads come from one goroutine at a time, and
-// so do its writes; a read and a write may run concurrently.
+// Detach goes further: it takes a socket out of the Go runtime's poller
+// altogether, for a process that watches thousands of sockets with its own
+// epoll (see Conn).
+//
+// Neither FD nor Conn has goroutines. Their reads come from one goroutine
+// at a time, and so do their writes; a read and a write may run
+// concurrently.
 package rawio
 
 import (
