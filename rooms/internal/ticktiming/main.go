@@ -1,9 +1,13 @@
+//go:build unix
+
 // Command ticktiming measures how precisely rooms keep their tick schedule:
 // it runs N rooms on a real node, each with real loopback clients sending
 // inputs at the tick rate, and reports tick-start lateness and whether the
 // ticks counted match elapsed time x rate.
 //
 //	go run ./rooms/internal/ticktiming -rooms 100 -players 2 -duration 10m
+//
+// It reads its CPU time with getrusage, so it builds on Unix only.
 package main
 
 import (
