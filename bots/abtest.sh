@@ -69,9 +69,11 @@ run() { # run SIDE N: one run against server SIDE; sets US to its µs per player
 	local spid=$!
 	PIDS+=("$spid")
 	url=
-	for ((i = 0; i < 200 && -z $url; i++)); do
+	for ((i = 0; i < 200; i++)); do
 		url=$(sed -n 's/.*msg="tickroom serving".* url=\([^ ]*\).*/\1/p' "$log")
-		[[ -n $url ]] || sleep 0.05
+		[[ -z $url ]] || break
+		kill -0 "$spid" 2>/dev/null || die "tickroom serve ($side) exited at start; see $log"
+		sleep 0.05
 	done
 	[[ $url == ws://127.0.0.1:*/ws ]] || die "no server URL from $side; see $log"
 	"$OUT/tickroom-b" bots --url "$url" --players "$PLAYERS" --room-size "$ROOM_SIZE" --duration "${DURATION}s" \

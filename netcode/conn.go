@@ -72,8 +72,13 @@ type Stats struct {
 
 // Conn is one client connection. Its methods are safe for concurrent use.
 type Conn struct {
-	srv    *Server
+	srv *Server
+	// nc is the socket. With a poller it is replaced by a detached one
+	// (detach) after the handshake; it is used by the connection's own
+	// goroutine before that, and otherwise only by the socket's writer (see
+	// owner) and by finish.
 	nc     net.Conn
+	remote net.Addr // nc's peer, fixed: read from any goroutine
 	id     uint64
 	client string // from the Hello, for logs; set by the reader before Open
 
@@ -162,14 +167,14 @@ type Conn struct {
 // logger returns a logger for this connection's lifecycle events, built on
 // demand: they are rare, and a logger per connection is not free.
 func (c *Conn) logger() *slog.Logger {
-	return c.srv.log.With("conn", c.id, "remote", c.nc.RemoteAddr().String(), "client", c.client)
+	return c.srv.log.With("conn", c.id, "remote", c.remote.String(), "client", c.client)
 }
 
 // ID returns the connection's id, unique within its server.
 func (c *Conn) ID() uint64 { return c.id }
 
 // RemoteAddr returns the client's address.
-func (c *Conn) RemoteAddr() net.Addr { return c.nc.RemoteAddr() }
+func (c *Conn) RemoteAddr() net.Addr { return c.remote }
 
 // Stats returns the connection's counters.
 func (c *Conn) Stats() *Stats { return &c.stats }
@@ -516,7 +521,11 @@ func (c *Conn) disown() { c.owner.Store(0) }
 // (queued), so a Joined or an event queued before the offer goes first. It
 // reports false, having done nothing, when the fast path does not apply.
 func (c *Conn) writeDirect(src SnapshotSource, tick uint64, ack uint32) bool {
-	if c.raw == nil || !c.owner.CompareAndSwap(0, 1) {
+	if !c.owner.CompareAndSwap(0, 1) {
+		return false
+	}
+	if c.raw == nil { // read under ownership: startPolling swaps it
+		c.disown()
 		return false
 	}
 	s := &c.slot
@@ -729,6 +738,11 @@ func (c *Conn) startPolling(ds *decodeState) {
 	}
 	c.srv.putDecoder(ds)
 	c.rd, c.br = nil, nil
+	if err := c.detach(); err != nil {
+		c.end(fmt.Errorf("netcode: %w", err), &CloseError{Code: wire.CloseInternalError, Reason: "internal error"})
+		c.finish()
+		return
+	}
 	c.pollFD = c.raw.FD()
 	if c.pollFD < 0 {
 		c.end(errors.New("netcode: socket closed during the handshake"), nil)
@@ -988,7 +1002,7 @@ func (c *Conn) recordEnd(cause error, label string) {
 	d := Disconnect{
 		Time:     time.Now(),
 		Conn:     c.id,
-		Remote:   c.nc.RemoteAddr().String(),
+		Remote:   c.remote.String(),
 		Client:   c.client,
 		Label:    label,
 		Reason:   reason,

@@ -4,23 +4,25 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/tickroom/tickroom/netcode/internal/epoll"
+	"github.com/tickroom/tickroom/netcode/internal/rawio"
 	"github.com/tickroom/tickroom/netcode/wire"
 )
 
 // A poller reads the connections registered with it when epoll says they
 // are readable, so that a joined connection needs no goroutine of its own:
 // a parked reader goroutine costs its stack (kilobytes, at ten thousand
-// connections tens of megabytes) and a park and a wake-up per input. The
-// socket stays Go's (non-blocking, in the runtime's poller for writes); a
-// poller only adds it to an epoll set of its own and reads it with one
+// connections tens of megabytes) and a park and a wake-up per input. After
+// the handshake the socket leaves the Go runtime's poller (Conn.detach): a
+// poller adds it to an epoll set of its own and reads it with one
 // non-blocking read per readiness event, level-triggered, into a buffer it
-// shares among its connections.
+// shares among its connections; its writers write it without waiting.
 //
 // One goroutine per poller runs loop. It calls Session.Input itself (a queue
 // push), but never anything that may wait on a room (a join waits for the
@@ -264,4 +266,31 @@ func (c *Conn) readable(p *poller, now time.Time) bool {
 		c.keepPending(rest)
 	}
 	return true
+}
+
+// detach takes the connection's socket out of the Go runtime's poller
+// (rawio.Detach) once a poller is to read it: the runtime took an event for
+// every packet on sockets nobody parks on, and the socket would be in two
+// epoll sets, each woken per packet. The socket's writers (the room's fast
+// path, the writer goroutine) then write on the detached socket, which
+// never blocks a thread: a full one is retried after short sleeps until
+// the write deadline. It takes the socket's ownership for the swap, so no
+// writer sees it half done.
+func (c *Conn) detach() error {
+	for i := 0; !c.owner.CompareAndSwap(0, 1); i++ {
+		// A write under way, or a handed-off frame being finished: the
+		// room's takes microseconds, the writer's may wait for the socket.
+		if i < 100 {
+			runtime.Gosched()
+		} else {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	defer c.disown()
+	d, err := rawio.Detach(c.nc, time.Time{})
+	if err != nil {
+		return err
+	}
+	c.nc, c.raw = d, d
+	return nil
 }

@@ -19,3 +19,6 @@ func (p *poller) disarm(*Conn)        {}
 func (p *poller) requestFinish(*Conn) {}
 func (p *poller) stop()               {}
 func (p *poller) alive() bool         { return false }
+
+// detach is never called without a poller.
+func (c *Conn) detach() error { return nil }

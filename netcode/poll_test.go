@@ -3,6 +3,7 @@ package netcode_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"runtime"
 	"sync"
@@ -225,6 +226,32 @@ func TestCloseDuringTheHandshakeKeepsItsGrace(t *testing.T) {
 			// The client never closes its end.
 			require.Eventually(t, func() bool { return srv.Conns() == 0 }, 20*time.Second, 5*time.Millisecond,
 				"the server lets go after CloseGrace, not after the handshake timeout")
+		})
+	}
+}
+
+// A connection the server closes gets the close frame and then, at once,
+// an EOF: the server half-closes its side rather than leave the client to
+// wait out the close grace (or see a reset). This holds after a poller has
+// taken the socket over from the Go runtime.
+func TestServerCloseIsFollowedByAnEOF(t *testing.T) {
+	for _, mode := range readModes {
+		t.Run(mode.name, func(t *testing.T) {
+			cfg := netcode.DefaultServerConfig()
+			cfg.Pollers = mode.pollers
+			cfg.CloseGrace = time.Minute // the EOF must not be the grace running out
+			_, url, conns := startConnServer(t, cfg)
+
+			c := netcodetest.DialHello(t, url)
+			conn := <-conns
+			// A round trip, so the poller has the socket.
+			c.Send(c.Enc.Message(wire.RoomMessage{ReqID: 1, Payload: []byte{0xc0}}))
+			c.Expect(wire.TypeOK)
+
+			conn.Close(wire.CloseKicked, "kicked")
+			c.ExpectClose(wire.CloseKicked)
+			_, _, err := c.ReadFrame(10 * time.Second)
+			assert.ErrorIs(t, err, io.EOF, "an EOF after the close frame, not a reset or a timeout")
 		})
 	}
 }

@@ -323,6 +323,7 @@ func (s *Server) add(nc net.Conn) bool {
 	c := &Conn{
 		srv:        s,
 		nc:         nc,
+		remote:     nc.RemoteAddr(),
 		id:         id,
 		opened:     time.Now(),
 		closing:    make(chan struct{}),

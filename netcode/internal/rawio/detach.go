@@ -188,6 +188,16 @@ func (c *Conn) Shutdown() {
 	}
 }
 
+// CloseWrite sends the peer an EOF after what was written.
+func (c *Conn) CloseWrite() error {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if c.closed {
+		return net.ErrClosed
+	}
+	return syscall.Shutdown(c.fd, syscall.SHUT_WR)
+}
+
 // Close closes the descriptor.
 func (c *Conn) Close() error {
 	c.mu.Lock()
