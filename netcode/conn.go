@@ -738,11 +738,7 @@ func (c *Conn) startPolling(ds *decodeState) {
 	}
 	c.srv.putDecoder(ds)
 	c.rd, c.br = nil, nil
-	if err := c.detach(); err != nil {
-		c.end(fmt.Errorf("netcode: %w", err), &CloseError{Code: wire.CloseInternalError, Reason: "internal error"})
-		c.finish()
-		return
-	}
+	c.detach() // best effort: an attached socket is read the same way
 	c.pollFD = c.raw.FD()
 	if c.pollFD < 0 {
 		c.end(errors.New("netcode: socket closed during the handshake"), nil)

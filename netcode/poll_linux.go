@@ -276,21 +276,25 @@ func (c *Conn) readable(p *poller, now time.Time) bool {
 // never blocks a thread: a full one is retried after short sleeps until
 // the write deadline. It takes the socket's ownership for the swap, so no
 // writer sees it half done.
-func (c *Conn) detach() error {
+//
+// It is best effort, and reports whether it detached: a socket it cannot
+// own at once (the writer goroutine waiting on a client that does not
+// read, which must not leave the client unread meanwhile), or cannot
+// duplicate (no descriptor left), stays the Go runtime's, which works as
+// before, at the runtime's cost per packet.
+func (c *Conn) detach() bool {
 	for i := 0; !c.owner.CompareAndSwap(0, 1); i++ {
-		// A write under way, or a handed-off frame being finished: the
-		// room's takes microseconds, the writer's may wait for the socket.
-		if i < 100 {
-			runtime.Gosched()
-		} else {
-			time.Sleep(time.Millisecond)
+		if i == 100 {
+			return false
 		}
+		runtime.Gosched() // the room's non-blocking write takes microseconds
 	}
 	defer c.disown()
 	d, err := rawio.Detach(c.nc, time.Time{})
 	if err != nil {
-		return err
+		c.logger().Debug("socket left in the runtime's poller", "err", err)
+		return false
 	}
 	c.nc, c.raw = d, d
-	return nil
+	return true
 }

@@ -4,6 +4,7 @@ package netcode_test
 
 import (
 	"net"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -59,4 +60,55 @@ func TestPollerDoesNotSpinOnAHungUpSocketDuringARequest(t *testing.T) {
 	assert.Less(t, woken, uint64(20), "the poller woke %d times while the join was pending", woken)
 	require.Eventually(t, func() bool { return srv.Conns() == 0 }, 10*time.Second, 5*time.Millisecond,
 		"the connection finishes once the join is answered")
+}
+
+// bigSource hands out one large snapshot: more than the kernel's buffers
+// hold, so writing it waits until the client reads.
+type bigSource struct{ body []byte }
+
+func (s bigSource) SnapshotFrame(uint64) *netcode.SnapshotFrame {
+	return &netcode.SnapshotFrame{Tick: 1, Body: s.body}
+}
+
+// countingSession counts the inputs it gets.
+type countingSession struct{ inputs *atomic.Int32 }
+
+func (countingSession) Join(wire.Join) (wire.Joined, error) { return wire.Joined{}, nil }
+func (countingSession) Leave() error                        { return nil }
+func (s countingSession) Input(wire.Input) error            { s.inputs.Add(1); return nil }
+func (countingSession) Message([]byte) error                { return nil }
+func (countingSession) Closed(error)                        {}
+
+// offerOnOpen offers a large snapshot as the connection opens, before a
+// poller has it, so that the writer goroutine is waiting in a write, owning
+// the socket, when the poller is to take the socket over.
+type offerOnOpen struct {
+	inputs *atomic.Int32
+	body   []byte
+}
+
+func (h offerOnOpen) Open(c *netcode.Conn) netcode.Session {
+	c.OfferSnapshot(bigSource{body: h.body}, 1, 0)
+	// Opening may take a while (a pipelined join answered at once waits
+	// for its room's tick): the writer starts on the snapshot meanwhile.
+	time.Sleep(50 * time.Millisecond)
+	return countingSession{inputs: h.inputs}
+}
+
+// A client slow to drain a large snapshot is still read: its input reaches
+// the Session while the server's write waits, rather than after the write
+// gives up (WriteTimeout). The poller does not wait for the socket's writer
+// to take the socket out of the Go runtime's poller.
+func TestInputsAreReadWhileAWriteWaits(t *testing.T) {
+	cfg := netcode.DefaultServerConfig()
+	cfg.Pollers = 1
+	cfg.WriteTimeout = 5 * time.Second
+	var inputs atomic.Int32
+	_, url := startServer(t, cfg, offerOnOpen{inputs: &inputs, body: make([]byte, 32<<20)})
+
+	c := netcodetest.DialHello(t, url) // reads the Welcome, not the snapshot
+	time.Sleep(100 * time.Millisecond) // the writer waits on the snapshot by now
+	c.Send(c.Enc.Input(wire.Input{Seq: 1, Payload: []byte{1}}))
+	require.Eventually(t, func() bool { return inputs.Load() == 1 }, 2*time.Second, 5*time.Millisecond,
+		"the input was not read while the server's write waited")
 }

@@ -21,4 +21,4 @@ func (p *poller) stop()               {}
 func (p *poller) alive() bool         { return false }
 
 // detach is never called without a poller.
-func (c *Conn) detach() error { return nil }
+func (c *Conn) detach() bool { return false }

@@ -104,6 +104,8 @@ func (c *Conn) WriteNonBlocking(b []byte) (int, error) {
 	if c.closed {
 		return 0, net.ErrClosed
 	}
+	// A peer that reset makes this fail with EPIPE: the Go runtime ignores
+	// SIGPIPE for writes that do not go through os.File's stdout and stderr.
 	n, err := syscall.Write(c.fd, b)
 	return max(n, 0), err
 }
@@ -154,11 +156,10 @@ func (c *Conn) Write(b []byte) (int, error) {
 	written := 0
 	wait := retryFirst
 	for written < len(b) {
+		// The backoff is not reset by progress: a socket that drains slowly
+		// would otherwise cost a wake-up and a syscall a millisecond.
 		n, err := c.WriteNonBlocking(b[written:])
 		written += n
-		if n > 0 {
-			wait = retryFirst
-		}
 		switch {
 		case err == nil, errors.Is(err, syscall.EINTR):
 			continue
