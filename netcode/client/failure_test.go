@@ -96,11 +96,7 @@ func TestClientSeesTheCloseBeforeTheEOF(t *testing.T) {
 			c, err := client.Dial(context.Background(), url, cfg)
 			require.NoError(t, err)
 			defer c.Close()
-			select {
-			case <-c.Done():
-			case <-time.After(10 * time.Second):
-				t.Fatal("the client is still open")
-			}
+			waitClosed(t, c, "the client is still open")
 			var ce *client.CloseError
 			if assert.ErrorAs(t, c.Err(), &ce, "got %v", c.Err()) {
 				assert.Equal(t, wire.CloseKicked, ce.Code)
@@ -161,11 +157,7 @@ func TestWriteToAStalledServerTimesOut(t *testing.T) {
 			err = c.SendPing()
 			assert.Error(t, err)
 			assert.Less(t, time.Since(start), cfg.WriteTimeout/2, "a write after a failed one blocked (%v)", err)
-			select {
-			case <-c.Done():
-			case <-time.After(10 * time.Second):
-				t.Fatal("the connection whose write timed out is still open")
-			}
+			waitClosed(t, c, "the connection whose write timed out is still open")
 		})
 	}
 }
@@ -301,11 +293,7 @@ func TestClientDropsASilentServer(t *testing.T) {
 			c, err := client.Dial(context.Background(), url, cfg)
 			require.NoError(t, err)
 			defer c.Close()
-			select {
-			case <-c.Done():
-			case <-time.After(10 * time.Second):
-				t.Fatal("the client kept a silent connection for 10 s")
-			}
+			waitClosed(t, c, "the client kept a silent connection for 10 s")
 			assert.ErrorIs(t, c.Err(), os.ErrDeadlineExceeded)
 			assert.GreaterOrEqual(t, time.Since(start), 300*time.Millisecond, "not before the heartbeat interval")
 		})
@@ -347,5 +335,16 @@ func TestClientHandlesWhatCameWithTheWelcome(t *testing.T) {
 				t.Fatal("the message that came with the Welcome was not delivered")
 			}
 		})
+	}
+}
+
+// waitClosed waits up to 10 s for c to close for good, and fails the test
+// with msg if it does not.
+func waitClosed(t *testing.T, c *client.Client, msg string) {
+	t.Helper()
+	select {
+	case <-c.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal(msg)
 	}
 }
