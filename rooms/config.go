@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"time"
 
 	"github.com/tickroom/tickroom/sim"
@@ -39,6 +40,10 @@ type Config struct {
 	ControlQueue int
 	// JoinTimeout bounds how long a join waits for the room to take it.
 	JoinTimeout time.Duration
+	// Workers is how many goroutines run the rooms' ticks and operations,
+	// released by the node's one clock. The clock adds a few helpers while
+	// workers are stuck in slow rooms.
+	Workers int
 	// Modes maps game mode names to the factories that make their games.
 	Modes map[string]sim.Factory
 	// Logger receives room and player lifecycle logs; nil discards them.
@@ -65,6 +70,7 @@ func DefaultConfig() Config {
 		SnapshotHistory: 20,               // a third of a second at 60 Hz; a client further behind gets a full snapshot
 		ControlQueue:    64,
 		JoinTimeout:     5 * time.Second,
+		Workers:         runtime.GOMAXPROCS(0), // a tick is CPU work: more workers than processors would only take turns
 		Modes:           map[string]sim.Factory{sim.ArenaMode: arena},
 	}
 }
@@ -88,6 +94,7 @@ func (c *Config) validate() error {
 	check(c.SnapshotHistory >= 2, "SnapshotHistory %d must be at least 2", c.SnapshotHistory)
 	check(c.ControlQueue > 0, "ControlQueue must be positive")
 	check(c.JoinTimeout > 0, "JoinTimeout must be positive")
+	check(c.Workers > 0 && c.Workers <= maxWorkers, "Workers %d must be in 1..%d", c.Workers, maxWorkers)
 	check(len(c.Modes) > 0, "Modes must name at least one game mode")
 	for name, f := range c.Modes {
 		check(name != "" && f != nil, "mode %q must have a name and a factory", name)
@@ -97,6 +104,9 @@ func (c *Config) validate() error {
 	}
 	return nil
 }
+
+// maxWorkers bounds Config.Workers: each may hold an OS thread.
+const maxWorkers = 1024
 
 // Sentinel errors of registry operations; callers branch with errors.Is.
 var (

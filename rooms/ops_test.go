@@ -42,6 +42,15 @@ func createArena(t *testing.T, reg *rooms.Registry) *rooms.Room {
 	return r
 }
 
+// createTicking creates an arena room with a seat taken, so that it ticks:
+// an empty room sleeps.
+func createTicking(t *testing.T, reg *rooms.Registry) *rooms.Room {
+	t.Helper()
+	r := createArena(t, reg)
+	require.NoError(t, rooms.SeatWithoutConn(r))
+	return r
+}
+
 func gameTick(t *testing.T, r *rooms.Room) uint64 {
 	t.Helper()
 	in, err := r.Inspect()
@@ -216,7 +225,7 @@ func TestCloseEndsAWaitingStep(t *testing.T) {
 // without an error, and the game runs on.
 func TestResumeEndsAWaitingStep(t *testing.T) {
 	t.Parallel()
-	r := createArena(t, newOpsRegistry(t, nil))
+	r := createTicking(t, newOpsRegistry(t, nil))
 	require.NoError(t, r.Pause())
 	res := startStep(t, context.Background(), r, 600)
 	require.NoError(t, r.Resume())
@@ -482,6 +491,7 @@ func TestCloseContext(t *testing.T) {
 		t.Helper()
 		r, err := reg.Create(rooms.RoomOptions{Mode: "holdable"})
 		require.NoError(t, err)
+		require.NoError(t, rooms.SeatWithoutConn(r)) // an empty room sleeps: the test needs it ticking
 		return r
 	}
 
@@ -494,7 +504,7 @@ func TestCloseContext(t *testing.T) {
 	assert.False(t, ok)
 	require.NoError(t, r.CloseContext(ctx, "again"), "closing a closed room")
 
-	// A room whose goroutine is held in a tick cannot close yet.
+	// A room held in its tick cannot close yet.
 	busy := create()
 	release := make(chan struct{})
 	unhold := sync.OnceFunc(func() { close(release) })

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/tickroom/tickroom/netcode"
 	"github.com/tickroom/tickroom/netcode/wire"
@@ -17,8 +18,9 @@ import (
 // Registry creates, finds and closes a node's rooms, and is the
 // netcode.Handler that routes connections to them.
 type Registry struct {
-	cfg Config
-	log *slog.Logger
+	cfg   Config
+	log   *slog.Logger
+	clock *clock
 
 	mu     sync.Mutex
 	rooms  map[string]*Room
@@ -31,7 +33,7 @@ type Registry struct {
 	statsMu     sync.RWMutex
 	retired     NodeStats // the closed rooms' counters
 	roomsClosed atomic.Uint64
-	wg          sync.WaitGroup // room goroutines
+	wg          sync.WaitGroup // rooms not yet finished
 }
 
 // NewRegistry returns an empty registry.
@@ -43,7 +45,12 @@ func NewRegistry(cfg Config) (*Registry, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Registry{cfg: cfg, log: log, rooms: make(map[string]*Room)}, nil
+	return &Registry{
+		cfg:   cfg,
+		log:   log,
+		clock: newClock(time.Second/time.Duration(cfg.TickRate), cfg.Workers, cfg.MaxRooms, sleepPrecisely),
+		rooms: make(map[string]*Room),
+	}, nil
 }
 
 // Config returns the registry's configuration.
@@ -67,6 +74,9 @@ func (g *Registry) Stats() *NodeStats {
 	for _, r := range rooms {
 		s.add(&r.stats)
 	}
+	c := &g.clock.stats
+	s.NodeTicks, s.NodeOverruns, s.Helpers = c.Ticks.Load(), c.Overruns.Load(), c.Helpers.Load()
+	s.ClockLateness.Merge(&c.Lateness)
 	return s
 }
 
@@ -108,16 +118,17 @@ func (g *Registry) createLocked(opts RoomOptions) (*Room, error) {
 	if err != nil {
 		return nil, err
 	}
+	if !g.clock.start(g.cfg.Workers) {
+		return nil, ErrClosed
+	}
+	r.align(r.created)
 	g.seq++
 	r.seq = g.seq
 	g.rooms[id] = r
 	g.order = append(g.order, r)
 	g.wg.Add(1)
-	go func() {
-		defer g.wg.Done()
-		r.run()
-	}()
-	r.log.Info("room created", "max_players", r.maxPlayers, "private", r.private)
+	r.schedule() // the first turn settles it: awake with players, else asleep
+	r.log.Info("room created", "max_players", r.maxPlayers, "private", r.private, "first_tick", r.firstTick)
 	return r, nil
 }
 
@@ -146,8 +157,8 @@ func (g *Registry) List() []*Room {
 	return slices.Clone(g.order)
 }
 
-// unregister removes a room that stopped, and keeps its counters. Room
-// goroutine, after its last tick.
+// unregister removes a room that stopped, and keeps its counters. The
+// room's last turn.
 func (g *Registry) unregister(r *Room) {
 	g.statsMu.Lock()
 	defer g.statsMu.Unlock()
@@ -161,8 +172,8 @@ func (g *Registry) unregister(r *Room) {
 	}
 }
 
-// Close closes every room and waits for their goroutines or for ctx. Rooms
-// can no longer be created.
+// Close closes every room and waits for them, and then for the node clock's
+// goroutines, or for ctx. Rooms can no longer be created.
 func (g *Registry) Close(ctx context.Context) error {
 	g.mu.Lock()
 	g.closed = true
@@ -174,6 +185,7 @@ func (g *Registry) Close(ctx context.Context) error {
 	done := make(chan struct{})
 	go func() {
 		g.wg.Wait()
+		g.clock.shutdown() // no room is left to run
 		close(done)
 	}()
 	select {
@@ -215,8 +227,8 @@ func (g *Registry) Open(c *netcode.Conn) netcode.Session {
 }
 
 // session routes one connection's requests. netcode calls its methods from
-// the connection's reader goroutine; the room goroutine clears member and
-// room when the seat goes away.
+// the connection's reader goroutine; the room's turn clears member and room
+// when the seat goes away.
 type session struct {
 	reg    *Registry
 	conn   *netcode.Conn
@@ -224,7 +236,7 @@ type session struct {
 	room   atomic.Pointer[Room]
 }
 
-// detach clears the session's seat if it is still m. Room goroutine.
+// detach clears the session's seat if it is still m. The room's turn.
 func (s *session) detach(m *member) {
 	if s.member.CompareAndSwap(m, nil) {
 		s.room.Store(nil)

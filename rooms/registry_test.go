@@ -171,8 +171,8 @@ func TestJoinOrCreateByRoomSize(t *testing.T) {
 func TestNodeStatsKeepClosedRooms(t *testing.T) {
 	t.Parallel()
 	reg := newOpsRegistry(t, nil)
-	closing := createArena(t, reg)
-	staying := createArena(t, reg)
+	closing := createTicking(t, reg)
+	staying := createTicking(t, reg)
 	require.Eventually(t, func() bool { return closing.Stats().Ticks.Load() >= 5 }, 10*time.Second, time.Millisecond,
 		"the room ticks")
 
@@ -222,7 +222,7 @@ func TestNodeStatsNeverDecrease(t *testing.T) {
 	for range 4 {
 		batch := make([]*rooms.Room, 8)
 		for i := range batch {
-			batch[i] = createArena(t, reg)
+			batch[i] = createTicking(t, reg)
 		}
 		require.Eventually(t, func() bool {
 			for _, r := range batch {

@@ -18,19 +18,16 @@ import (
 	"github.com/tickroom/tickroom/sim"
 )
 
-// spinMargin is how long before a tick the room stops waiting on a Go timer
-// and sleeps precisely instead. Go timers fire up to about a millisecond late
-// (the poller sleeps in whole milliseconds), so the margin must exceed that;
-// a longer precise sleep costs a blocked thread for longer. 2 ms measured
-// best of 1, 1.5, 2 and 3 ms with rooms/internal/ticktiming (BENCHMARKS.md).
-const spinMargin = 2 * time.Millisecond
-
 // RoomOptions describe a room to create.
 type RoomOptions struct {
 	Mode       string
 	MaxPlayers int               // 0: Config.MaxPlayers
 	Private    bool              // private rooms are joined by id only, never by join-or-create
 	Metadata   map[string]string // free-form, shown to operators
+	// FirstTick is the number of the room's first tick; 0 means 1. A room
+	// restored from a checkpoint of tick T starts at T+1. Either way the
+	// first tick runs at the node's next tick.
+	FirstTick uint64
 }
 
 // Room is one running game. Its exported methods are safe for concurrent use.
@@ -46,11 +43,22 @@ type Room struct {
 	log        *slog.Logger
 	period     time.Duration
 
-	ctrl      chan func() // operations run by the room goroutine between ticks
+	ctrl      chan func() // operations the room's turn runs before its tick
 	stop      chan struct{}
 	stopOnce  sync.Once
 	done      chan struct{}
 	stopCause atomic.Pointer[string]
+
+	// Scheduling (turn.go). base is the node tick of the room's tick 0, so
+	// its tick n runs at node tick base+n. released is the latest node tick
+	// the clock released to the room, ranTo the latest it has handled.
+	base      atomic.Int64
+	firstTick uint64       // RoomOptions.FirstTick, at least 1
+	state     atomic.Int32 // roomIdle, roomQueued (on the run queue or in a turn) or roomDone
+	released  atomic.Uint64
+	ranTo     atomic.Uint64
+	expiryDue atomic.Bool // a sleeping room's empty timeout passed
+	slot      int         // index in clock.awake; guarded by the clock's mu
 
 	seats    atomic.Int32 // members, for the registry's free-seat search
 	reserved atomic.Int32 // seats promised to joins on their way, guarded by reg.mu
@@ -59,7 +67,11 @@ type Room struct {
 	stats    TickStats
 	view     *sim.View // nil if the game has no positions
 
-	// Room goroutine only.
+	// The room's turn only (one worker at a time: see turn.go).
+	awake       bool        // ticked by the clock; false while the room sleeps
+	woke        bool        // woken since the last tick: the slots it slept through are not overruns
+	expiry      *time.Timer // a sleeping room's empty timeout
+	expiryAt    time.Time
 	game        sim.Game
 	members     []*member // ascending player id
 	nextPlayer  sim.PlayerID
@@ -122,6 +134,8 @@ func newRoom(reg *Registry, id string, opts RoomOptions, factory sim.Factory) (*
 		stop:       make(chan struct{}),
 		done:       make(chan struct{}),
 		messages:   messageQueue{max: cfg.MessageQueue},
+		slot:       -1,
+		firstTick:  max(opts.FirstTick, 1),
 		game:       game,
 		nextPlayer: 1,
 		emptySince: time.Now(),
@@ -154,17 +168,25 @@ func (r *Room) Private() bool { return r.private }
 // Players returns the number of seats taken, held seats included.
 func (r *Room) Players() int { return int(r.seats.Load()) }
 
-// Created returns when the room was created; its tick schedule starts then.
+// Created returns when the room was created.
 func (r *Room) Created() time.Time { return r.created }
+
+// Start returns the instant of the room's tick 0 on the node clock: its
+// tick n is due at Start() plus n periods (the first tick was due within a
+// period after Created, or, for a room that started at a later tick number,
+// as many periods earlier).
+func (r *Room) Start() time.Time {
+	return r.reg.clock.origin.Add(time.Duration(r.base.Load()) * r.period)
+}
 
 // Stats returns the room's tick counters.
 func (r *Room) Stats() *TickStats { return &r.stats }
 
-// Done is closed when the room's goroutine has exited.
+// Done is closed when the room has closed and its last turn is over.
 func (r *Room) Done() <-chan struct{} { return r.done }
 
 // Close stops the room: members are told with a RoomClosed event and lose
-// their seats; the connections stay open. It waits for the room's goroutine.
+// their seats; the connections stay open. It waits for the room's last turn.
 func (r *Room) Close(reason string) {
 	r.requestStop(reason)
 	<-r.done
@@ -174,10 +196,11 @@ func (r *Room) requestStop(reason string) {
 	r.stopOnce.Do(func() {
 		r.stopCause.Store(&reason)
 		close(r.stop)
+		r.schedule()
 	})
 }
 
-// do runs op on the room goroutine and waits for it. It fails, with op not
+// do runs op in the room's next turn and waits for it. It fails, with op not
 // run and never to run, if the room closes or its control queue stays full
 // for timeout. A nil error means op ran.
 func (r *Room) do(op func(), timeout time.Duration) error {
@@ -190,6 +213,7 @@ func (r *Room) do(op func(), timeout time.Duration) error {
 	defer t.Stop()
 	select {
 	case r.ctrl <- wrapped:
+		r.schedule()
 	case <-r.done:
 		return ErrRoomClosed
 	case <-t.C:
@@ -207,98 +231,6 @@ func (r *Room) do(op func(), timeout time.Duration) error {
 			return ErrRoomClosed
 		}
 	}
-}
-
-// run is the room's goroutine: ticks on an absolute schedule (tick n is due
-// n periods after the start, so the rate never drifts), running control
-// operations while it waits.
-func (r *Room) run() {
-	defer close(r.done)
-	defer r.shutdown()
-	timer := time.NewTimer(time.Hour)
-	defer timer.Stop()
-	start := r.created // the schedule's origin, so Created()+n*period is tick n's due time
-	n := uint64(1)
-	for {
-		if !r.waitUntil(start.Add(time.Duration(n)*r.period), timer) {
-			return
-		}
-		now := time.Now()
-		slot := schedule(start, r.period, n, now)
-		r.stats.Overruns.Add(slot.skipped)
-		r.stats.Lateness.Record(slot.late)
-		r.step(slot.tick, now)
-		took := time.Since(now)
-		r.stats.Duration.Record(took)
-		r.stats.LastDuration.Store(int64(took))
-		r.stats.Ticks.Add(1)
-		n = slot.tick + 1
-		if r.expired(now) {
-			return
-		}
-	}
-}
-
-// slot is the tick a loop that woke at some time runs.
-type slot struct {
-	tick    uint64        // the tick to run now
-	skipped uint64        // ticks whose slots passed without running (overruns)
-	late    time.Duration // how late the tick starts against its schedule
-}
-
-// schedule returns the tick to run at now, for a loop that started at start
-// with the given period and whose next tick is n. Tick n is due at start +
-// n*period, so the rate never drifts. A loop that woke a period or more late
-// (a GC pause, a starved CPU) skips the slots that passed instead of running
-// them back to back, and counts them as overruns.
-func schedule(start time.Time, period time.Duration, n uint64, now time.Time) slot {
-	due := start.Add(time.Duration(n) * period)
-	late := now.Sub(due)
-	if late < period {
-		return slot{tick: n, late: late}
-	}
-	skipped := uint64(late / period)
-	return slot{tick: n + skipped, skipped: skipped, late: late - time.Duration(skipped)*period}
-}
-
-// waitUntil waits for due, running control operations meanwhile. It returns
-// false if the room was asked to stop.
-func (r *Room) waitUntil(due time.Time, timer *time.Timer) bool {
-	for {
-		d := time.Until(due) - spinMargin
-		if d <= 0 {
-			break
-		}
-		timer.Reset(d)
-		select {
-		case op := <-r.ctrl:
-			// Go 1.23+ timers: Stop leaves no stale value in timer.C, so
-			// there is nothing to drain (draining would block forever).
-			timer.Stop()
-			op()
-			continue
-		case <-r.stop:
-			return false
-		case <-timer.C:
-		}
-		break
-	}
-	// Run what queued up during the coarse wait without delaying the tick.
-	for {
-		select {
-		case op := <-r.ctrl:
-			op()
-			continue
-		case <-r.stop:
-			return false
-		default:
-		}
-		break
-	}
-	if d := time.Until(due); d > 0 {
-		sleepPrecisely(d)
-	}
-	return true
 }
 
 // step runs one tick: drain inputs and messages, step the game, deliver its
@@ -374,7 +306,7 @@ func (r *Room) checkEntities() {
 }
 
 // SnapshotFrame implements netcode.SnapshotSource for the current tick. It
-// runs on the room goroutine (OfferSnapshot calls it from step) and encodes
+// runs in the room's turn (OfferSnapshot calls it from step) and encodes
 // each distinct base once per tick; the bytes are shared by every member
 // with that base.
 func (r *Room) SnapshotFrame(base uint64) *netcode.SnapshotFrame {
@@ -428,7 +360,7 @@ func (r *Room) findMember(p sim.PlayerID) (int, bool) {
 	})
 }
 
-// join seats s. Room goroutine.
+// join seats s. The room's turn.
 func (r *Room) join(s *session) (wire.Joined, error) {
 	if len(r.members) >= r.maxPlayers {
 		return wire.Joined{}, netcode.Reply(wire.CodeRoomFull, "room %s is full (%d players)", r.id, r.maxPlayers)
@@ -453,7 +385,7 @@ func (r *Room) join(s *session) (wire.Joined, error) {
 	return r.joined(m, false), nil
 }
 
-// resume reattaches a held seat to s. Room goroutine.
+// resume reattaches a held seat to s. The room's turn.
 func (r *Room) resume(s *session, token string) (wire.Joined, error) {
 	var m *member
 	for _, c := range r.members {
@@ -500,7 +432,7 @@ func (r *Room) joined(m *member, resumed bool) wire.Joined {
 	}
 }
 
-// leave removes m from the room. Room goroutine.
+// leave removes m from the room. The room's turn.
 func (r *Room) leave(m *member, reason string) {
 	i, ok := r.findMember(m.id)
 	if !ok || r.members[i] != m {
@@ -522,7 +454,7 @@ func (r *Room) leave(m *member, reason string) {
 	r.recomputeExpiry()
 }
 
-// disconnected handles the end of m's connection s. Room goroutine.
+// disconnected handles the end of m's connection s. The room's turn.
 func (r *Room) disconnected(m *member, s *session, graceful bool, cause error) {
 	if m.sess != s {
 		return // already replaced by a resume, or gone
@@ -550,7 +482,7 @@ func (r *Room) recomputeExpiry() {
 }
 
 // expired releases seats whose grace ran out and reports whether the room
-// has been empty for EmptyTimeout and should close. Room goroutine, O(1)
+// has been empty for EmptyTimeout and should close. The room's turn, O(1)
 // unless something is due.
 func (r *Room) expired(now time.Time) bool {
 	// Seat grace stands still while paused: the game must not change under
@@ -571,8 +503,8 @@ func (r *Room) expired(now time.Time) bool {
 	return false
 }
 
-// shutdown tells members the room closed and unregisters it. Room goroutine,
-// on exit.
+// shutdown tells members the room closed and unregisters it. The room's
+// last turn.
 func (r *Room) shutdown() {
 	reason := "closed"
 	if p := r.stopCause.Load(); p != nil {

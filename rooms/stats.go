@@ -10,8 +10,9 @@ import (
 // goroutine writes them once per tick, never per player.
 type TickStats struct {
 	Ticks        atomic.Uint64 // ticks run
-	Overruns     atomic.Uint64 // tick slots skipped because the loop fell a period or more behind
-	Lateness     Histogram     // how late each tick started against its schedule
+	Overruns     atomic.Uint64 // tick slots skipped because the room fell a period or more behind
+	Slept        atomic.Uint64 // tick slots skipped while the room slept, empty
+	Lateness     Histogram     // how late each tick started against its node tick's due time
 	Duration     Histogram     // how long each tick's work took
 	LastDuration atomic.Int64  // nanoseconds the latest tick's work took
 	// InputDepth and InputDepthMax are the inputs the latest tick took from
@@ -37,6 +38,13 @@ type NodeStats struct {
 	Lateness      Histogram
 	Duration      Histogram
 	SnapshotBytes SizeHistogram
+	// The node clock's own counters (ClockStats): node ticks released,
+	// node ticks skipped, helper workers started, and how late the clock
+	// released each node tick.
+	NodeTicks     uint64
+	NodeOverruns  uint64
+	Helpers       uint64
+	ClockLateness Histogram
 }
 
 // add sums a room's counters into s.

@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/tickroom/tickroom/netcode/client"
 	"github.com/tickroom/tickroom/rooms/admin"
 )
 
@@ -259,6 +260,7 @@ func TestTickCountersSurviveARoomClosing(t *testing.T) {
 	id := n.createRoom(t, `{"mode":"arena"}`).ID
 	n.createRoom(t, `{"mode":"arena"}`)
 	room := mustRoom(t, n, id)
+	joinRoom(t, n.player(t, client.DefaultConfig()), id) // an empty room sleeps: a player makes it tick
 	before := n.awaitMetrics(t, map[string]float64{"tickroom_rooms": 2}, func(m metricSet) bool {
 		return m["tickroom_ticks_total"] >= 10
 	})

@@ -6,6 +6,11 @@
 // ticks counted match elapsed time x rate.
 //
 //	go run ./rooms/internal/ticktiming -rooms 100 -players 2 -duration 10m
+//	go run ./rooms/internal/ticktiming -rooms 1000 -players 0 -held 1 -duration 1m
+//
+// Held players join and drop at once, so their seats are held for the whole
+// run: they keep a room awake (an empty room sleeps) without a socket to
+// write, which isolates the clock and the rooms' own work from the sockets'.
 //
 // It reads its CPU time with getrusage, so it builds on Unix only.
 package main
@@ -19,11 +24,17 @@ import (
 	"math"
 	"net"
 	"os"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
+	"github.com/gobwas/ws"
+	"github.com/gobwas/ws/wsutil"
+
 	"github.com/tickroom/tickroom/netcode"
 	"github.com/tickroom/tickroom/netcode/client"
+	"github.com/tickroom/tickroom/netcode/wire"
 	"github.com/tickroom/tickroom/rooms"
 	"github.com/tickroom/tickroom/sim"
 )
@@ -31,6 +42,7 @@ import (
 type report struct {
 	Rooms            int     `json:"rooms"`
 	PlayersPerRoom   int     `json:"players_per_room"`
+	HeldPerRoom      int     `json:"held_per_room"`
 	TickRate         int     `json:"tick_rate"`
 	DurationS        float64 `json:"duration_s"`
 	Ticks            uint64  `json:"ticks"`
@@ -41,22 +53,28 @@ type report struct {
 	LatenessP999Us   float64 `json:"lateness_p999_us"`
 	LatenessMaxUs    float64 `json:"lateness_max_us"`
 	TickDurP99Us     float64 `json:"tick_duration_p99_us"`
+	ClockLateP99Us   float64 `json:"clock_lateness_p99_us"` // the node clock's own release lateness
+	ClockLateMaxUs   float64 `json:"clock_lateness_max_us"`
 	ProcessCPUCores  float64 `json:"process_cpu_cores"`
+	Threads          int     `json:"threads"` // OS threads at the end of the run (Linux: /proc/self/status)
 }
 
 func main() {
 	roomCount := flag.Int("rooms", 100, "rooms to run")
 	players := flag.Int("players", 2, "loopback clients per room, each sending an input per tick")
+	held := flag.Int("held", 0, "players per room that join and drop at once, their seats held for the run")
 	duration := flag.Duration("duration", time.Minute, "how long to measure")
 	tickRate := flag.Int("tick-rate", 60, "ticks per second")
 	flag.Parse()
-	if *roomCount < 1 || *players < 0 || *duration <= 0 {
-		log.Fatal("ticktiming: -rooms must be positive, -players not negative, -duration positive")
+	if *roomCount < 1 || *players < 0 || *held < 0 || *players+*held == 0 || *duration <= 0 {
+		log.Fatal("ticktiming: -rooms must be positive, -players and -held not negative and not both 0 (an empty room sleeps), -duration positive")
 	}
 
 	rcfg := rooms.DefaultConfig()
 	rcfg.TickRate = *tickRate
 	rcfg.EmptyTimeout = *duration + time.Hour
+	rcfg.SeatGrace = *duration + time.Hour
+	rcfg.MaxPlayers = max(rcfg.MaxPlayers, *players+*held)
 	reg, err := rooms.NewRegistry(rcfg)
 	if err != nil {
 		log.Fatal(err)
@@ -93,6 +111,11 @@ func main() {
 			}
 			clients = append(clients, c)
 		}
+		for range *held {
+			if err := joinAndDrop(ctx, url, r); err != nil {
+				log.Fatal(err)
+			}
+		}
 	}
 
 	// Measure from a clean slate: the set-up above is not part of it.
@@ -125,6 +148,7 @@ func main() {
 	rep := report{
 		Rooms:           *roomCount,
 		PlayersPerRoom:  *players,
+		HeldPerRoom:     *held,
 		TickRate:        *tickRate,
 		DurationS:       elapsed.Seconds(),
 		ProcessCPUCores: cpu.Seconds() / elapsed.Seconds(),
@@ -136,10 +160,11 @@ func main() {
 		now := time.Now() // read with the counters, not before the loop
 		rep.Ticks += ticks - base[i]
 		rep.Overruns += overruns - overruns0[i]
-		// Over the room's whole life, ticks run plus slots skipped must
-		// equal the slots that have come due: floor(elapsed x rate).
-		want := math.Floor(now.Sub(r.Created()).Seconds() * float64(*tickRate))
-		rep.MaxTickCountDiff = math.Max(rep.MaxTickCountDiff, math.Abs(float64(ticks+overruns)-want))
+		// Over the room's whole life, ticks run plus slots skipped (overrun
+		// or slept through before its players came) must equal the slots
+		// that have come due on its schedule: floor(elapsed x rate).
+		want := math.Floor(now.Sub(r.Start()).Seconds() * float64(*tickRate))
+		rep.MaxTickCountDiff = math.Max(rep.MaxTickCountDiff, math.Abs(float64(ticks+overruns+st.Slept.Load())-want))
 		lateness.Merge(subtract(&st.Lateness, baseLate[i]))
 		duration0.Merge(&st.Duration)
 	}
@@ -149,6 +174,10 @@ func main() {
 	rep.LatenessP999Us = us(lateness.Quantile(0.999))
 	rep.LatenessMaxUs = us(lateness.Max())
 	rep.TickDurP99Us = us(duration0.Quantile(0.99))
+	clockLate := &reg.Stats().ClockLateness
+	rep.ClockLateP99Us = us(clockLate.Quantile(0.99))
+	rep.ClockLateMaxUs = us(clockLate.Max())
+	rep.Threads = threads()
 
 	for _, c := range clients {
 		_ = c.Close()
@@ -173,6 +202,48 @@ func snapshotHistogram(h *rooms.Histogram) *rooms.Histogram {
 // subtract returns h minus an earlier copy of it.
 func subtract(h, earlier *rooms.Histogram) *rooms.Histogram {
 	return rooms.HistogramDiff(h, earlier)
+}
+
+// joinAndDrop seats a player in r over a raw WebSocket and drops the
+// connection without a close frame, as a lost network does: the seat is
+// held for the seat grace.
+func joinAndDrop(ctx context.Context, url string, r *rooms.Room) error {
+	before := r.Players()
+	nc, _, _, err := ws.Dial(ctx, url)
+	if err != nil {
+		return fmt.Errorf("ticktiming: dial: %w", err)
+	}
+	defer nc.Close()
+	enc := wire.NewEncoder()
+	if err := wsutil.WriteClientBinary(nc, enc.Hello(wire.Hello{Version: wire.Version, Client: "ticktiming"})); err != nil {
+		return fmt.Errorf("ticktiming: hello: %w", err)
+	}
+	if err := wsutil.WriteClientBinary(nc, enc.Join(wire.Join{ReqID: 1, RoomID: r.ID()})); err != nil {
+		return fmt.Errorf("ticktiming: join: %w", err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); r.Players() == before; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("ticktiming: a held player did not join room %s", r.ID())
+		}
+	}
+	return nil
+}
+
+// threads reads the process's OS thread count, or -1 where /proc is not.
+func threads() int {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return -1
+	}
+	for line := range strings.Lines(string(b)) {
+		if v, ok := strings.CutPrefix(line, "Threads:"); ok {
+			n, err := strconv.Atoi(strings.TrimSpace(v))
+			if err == nil {
+				return n
+			}
+		}
+	}
+	return -1
 }
 
 func cpuTime() time.Duration {
