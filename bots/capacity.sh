@@ -11,6 +11,14 @@
 #             in ROOM_SIZE-player rooms, one input per tick).
 #   idle      a fresh `tickroom serve` with IDLE_PLAYERS joined bots that send
 #             nothing: server memory per connection.
+#   pinned    server CPU against the floor with each process pinned: the
+#             server (tickroom serve, or the floor's server) on CPU 0 and its
+#             load (the bots, or the floor's clients) on CPU 1, with taskset,
+#             at every player count in POINTS, all in one run: at each point
+#             tickroom and the floor run one after the other, the order
+#             alternating from point to point. The floor's frames are as large
+#             as tickroom's snapshots measured at the previous tickroom run
+#             (SNAPSHOT_BYTES before the first). Needs taskset and 2 CPUs.
 #
 # CPU is the process's own accounting (utime+stime in /proc/PID/stat) and
 # memory is VmRSS in /proc/PID/status, both read by this script.
@@ -42,7 +50,11 @@
 #                         memory from CPU starvation on a small machine.
 #   SNAPSHOT_BYTES [90]   floor snapshot payload (16-player arena delta)
 #   INPUT_BYTES [8]       floor input payload
-#   PHASES ["floor tickroom idle"]  any subset, in any order
+#   PHASES ["floor tickroom idle"]  any subset of floor, tickroom, idle and
+#                         pinned, in any order
+#   POINTS ["160 320 640 1000"]  player counts of the pinned phase
+#   PINNED_DURATION [25s] each pinned run; measured from the ramp plus
+#                         WARMUP to PINNED_DURATION-1s
 #   BOTS_FLAGS [""]       extra flags for `tickroom bots` in the tickroom phase
 #   SERVE_FLAGS [""]      extra flags for `tickroom serve` (e.g. --cpu-profile FILE)
 #   OUT [bench-results/<UTC timestamp>], relative to the repository root
@@ -88,6 +100,8 @@ DURATION_S=$(secs "${DURATION:-60s}")
 WARMUP_S=$(secs "${WARMUP:-5s}")
 IDLE_DURATION_S=$(secs "${IDLE_DURATION:-30s}")
 PHASES=${PHASES:-floor tickroom idle}
+POINTS=${POINTS:-160 320 640 1000}
+PINNED_DURATION_S=$(secs "${PINNED_DURATION:-25s}")
 BOTS_FLAGS=${BOTS_FLAGS:-}
 SERVE_FLAGS=${SERVE_FLAGS:-}
 OUT=${OUT:-bench-results/$(date -u +%Y%m%dT%H%M%SZ)}
@@ -96,10 +110,21 @@ MIN_WINDOW_S=5 # refuse windows shorter than this
 
 has_phase() { [[ " $PHASES " == *" $1 "* ]]; }
 for p in $PHASES; do
-	case $p in floor | tickroom | idle) ;; *) die "unknown phase $p in PHASES (want floor, tickroom, idle)" ;; esac
+	case $p in floor | tickroom | idle | pinned) ;; *) die "unknown phase $p in PHASES (want floor, tickroom, idle, pinned)" ;; esac
 done
 
 ramp_s() { echo $((($1 + $2 - 1) / $2)); } # ramp_s PLAYERS RATE: seconds, rounded up
+need_fds_pinned=0
+if has_phase pinned; then
+	command -v taskset >/dev/null || die "the pinned phase needs taskset (util-linux)"
+	(($(nproc) >= 2)) || die "the pinned phase needs 2 CPUs (server on CPU 0, load on CPU 1); this machine has $(nproc)"
+	for n in $POINTS; do
+		int POINTS "$n" >/dev/null
+		((PINNED_DURATION_S - END_MARGIN_S - WARMUP_S - $(ramp_s "$n" "$RAMP") >= MIN_WINDOW_S)) ||
+			die "PINNED_DURATION=${PINNED_DURATION_S}s leaves under ${MIN_WINDOW_S}s to measure at $n players"
+		((n + 256 <= need_fds_pinned)) || need_fds_pinned=$((n + 256))
+	done
+fi
 if has_phase floor && ((DURATION_S - END_MARGIN_S - WARMUP_S < MIN_WINDOW_S)); then
 	die "DURATION=${DURATION_S}s leaves under ${MIN_WINDOW_S}s to measure after WARMUP=${WARMUP_S}s"
 fi
@@ -113,6 +138,7 @@ fi
 # Every process gets a socket per player plus a few files of its own.
 need_fds=$((PLAYERS + 256))
 has_phase idle && need_fds=$((IDLE_PLAYERS > PLAYERS ? IDLE_PLAYERS + 256 : need_fds))
+((need_fds_pinned > need_fds)) && need_fds=$need_fds_pinned
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 fds=$(ulimit -n)
 [[ $fds == unlimited ]] || ((fds >= need_fds)) ||
@@ -174,6 +200,7 @@ cpu_ticks() { # utime+stime of PID in clock ticks (fields 14 and 15; the name in
 rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
 hwm_kib() { awk '/^VmHWM:/ { print $2 }' "/proc/$1/status"; }
 fd_count() { find "/proc/$1/fd" -mindepth 1 -maxdepth 1 | wc -l; }
+threads() { awk '/^Threads:/ { print $2 }' "/proc/$1/status"; }
 sample() { # sample KEY NAME:PID...: appends wall time, and for each process its CPU ticks and RSS
 	local key=$1 spec name pid
 	shift
@@ -186,16 +213,19 @@ sample() { # sample KEY NAME:PID...: appends wall time, and for each process its
 			echo "$key.$name.rss=$(rss_kib "$pid")"
 			echo "$key.$name.hwm=$(hwm_kib "$pid")"
 			echo "$key.$name.fds=$(fd_count "$pid")"
+			echo "$key.$name.threads=$(threads "$pid")"
 		} >>"$SAMPLES"
 	done
 }
 record() { echo "$1=$2" >>"$SAMPLES"; }
 
-# start_server NAME TICK_RATE: starts `tickroom serve` on 127.0.0.1 and sets SERVER_PID and SERVER_URL
+# start_server NAME TICK_RATE [CPU]: starts `tickroom serve` on 127.0.0.1
+# (pinned to CPU if given) and sets SERVER_PID and SERVER_URL
 start_server() {
-	local log=$OUT/$1.log i
+	local log=$OUT/$1.log i pin=()
+	[[ -z ${3:-} ]] || pin=(taskset -c "$3")
 	# shellcheck disable=SC2086 # SERVE_FLAGS is split on purpose
-	"$OUT/tickroom" serve --listen 127.0.0.1:0 --max-players "$ROOM_SIZE" --tick-rate "$2" $SERVE_FLAGS \
+	"${pin[@]}" "$OUT/tickroom" serve --listen 127.0.0.1:0 --admin-listen "" --max-players "$ROOM_SIZE" --tick-rate "$2" $SERVE_FLAGS \
 		--log-format text 2>"$log" >&2 &
 	SERVER_PID=$!
 	PIDS+=("$SERVER_PID")
@@ -299,7 +329,80 @@ if has_phase idle; then
 	record idle.server.exit "$RC"
 fi
 
+# --- phase pinned
+# pinned_floor N BYTES: the floor at N players, server on CPU 0, clients on CPU 1
+pinned_floor() {
+	local n=$1 key=pinned.$1.floor out=$OUT/pinned-$1-floor i addr
+	taskset -c 0 "$OUT/floor" -role server -players "$n" -tick-rate "$TICK_RATE" -snapshot-bytes "$2" \
+		-duration "${PINNED_DURATION_S}s" >"$out-server.out" 2>"$out-server.log" &
+	local fs=$!
+	PIDS+=("$fs")
+	addr=
+	for ((i = 0; i < 200; i++)); do
+		addr=$(awk '/^listening / { print $2 }' "$out-server.out")
+		[[ -n $addr ]] && break
+		kill -0 "$fs" 2>/dev/null || die "floor server exited at start; see $out-server.log"
+		sleep 0.05
+	done
+	[[ $addr == 127.0.0.1:* ]] || die "no 127.0.0.1 address from the floor server (got '$addr')"
+	taskset -c 1 "$OUT/floor" -role clients -addr "$addr" -players "$n" -tick-rate "$TICK_RATE" -input-bytes "$INPUT_BYTES" \
+		-duration "$((PINNED_DURATION_S + 5))s" >"$out-clients.out" 2>"$out-clients.log" &
+	local fc=$!
+	PIDS+=("$fc")
+	t0=$(now)
+	record "$key.snapshot_bytes" "$2"
+	sleep_until "$t0" "$WARMUP_S"
+	sample "$key.s0" "server:$fs" "load:$fc"
+	sleep_until "$t0" "$((PINNED_DURATION_S - END_MARGIN_S))"
+	sample "$key.s1" "server:$fs" "load:$fc"
+	wait_rc "$fs"
+	record "$key.server.exit" "$RC"
+	wait_rc "$fc"
+	record "$key.load.exit" "$RC"
+}
+# pinned_tickroom N: tickroom at N players, server on CPU 0, bots on CPU 1;
+# sets FRAME_BYTES to the bots' bytes down per snapshot
+pinned_tickroom() {
+	local n=$1 key=pinned.$1.tickroom bots
+	start_server "pinned-$1-serve" "$TICK_RATE" 0
+	# shellcheck disable=SC2086 # BOTS_FLAGS is split on purpose
+	taskset -c 1 "$OUT/tickroom" bots --url "$SERVER_URL" --players "$n" --room-size "$ROOM_SIZE" \
+		--duration "${PINNED_DURATION_S}s" --ramp "$RAMP" --json "$OUT/pinned-$1-bots.json" $BOTS_FLAGS \
+		>"$OUT/pinned-$1-bots.log" 2>&1 &
+	bots=$!
+	PIDS+=("$bots")
+	t0=$(now)
+	sleep_until "$t0" "$(($(ramp_s "$n" "$RAMP") + WARMUP_S))"
+	sample "$key.s0" "server:$SERVER_PID" "load:$bots"
+	sleep_until "$t0" "$((PINNED_DURATION_S - END_MARGIN_S))"
+	sample "$key.s1" "server:$SERVER_PID" "load:$bots"
+	wait_rc "$bots"
+	record "$key.load.exit" "$RC"
+	stop_pid "$SERVER_PID"
+	record "$key.server.exit" "$RC"
+	FRAME_BYTES=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(max(8, round(d["bytes_down_per_player_s"] / d["snapshots_per_player_s"]) - 2) if d.get("snapshots_per_player_s") else "")' \
+		"$OUT/pinned-$1-bots.json" 2>/dev/null || true)
+	[[ -n $FRAME_BYTES ]] || FRAME_BYTES=$SNAPSHOT_BYTES
+}
+if has_phase pinned; then
+	FRAME_BYTES=$SNAPSHOT_BYTES
+	i=0
+	for n in $POINTS; do
+		# Alternate which goes first, so that a drift in the machine's speed
+		# favours neither; tickroom goes first at the first point, so that
+		# the floor's frames are tickroom's size from the start.
+		if ((i % 2 == 0)); then order="tickroom floor"; else order="floor tickroom"; fi
+		i=$((i + 1))
+		record "pinned.$n.order" "$order"
+		for side in $order; do
+			echo "pinned: $side, $n players, ${PINNED_DURATION_S}s (server on CPU 0, load on CPU 1)"
+			if [[ $side == tickroom ]]; then pinned_tickroom "$n"; else pinned_floor "$n" "$FRAME_BYTES"; fi
+		done
+	done
+fi
+
 # --- results
+export POINTS PINNED_DURATION_S
 export OUT PLAYERS ROOM_SIZE TICK_RATE DURATION_S WARMUP_S RAMP IDLE_PLAYERS IDLE_DURATION_S IDLE_RAMP IDLE_TICK_RATE \
 	SNAPSHOT_BYTES INPUT_BYTES PHASES CLK_TCK
 GIT_COMMIT=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
@@ -425,6 +528,30 @@ if "idle" in phases:
         "bots": load("idle-bots.json"),
     }
 
+if "pinned" in phases:
+    pts = []
+    for n in [int(x) for x in env["POINTS"].split()]:
+        pt = {"players": n, "order": s.get(f"pinned.{n}.order")}
+        for side in ("tickroom", "floor"):
+            key = f"pinned.{n}.{side}"
+            w = window(key, "server", n)
+            side_res = {"server": w, "load": window(key, "load", n),
+                        "server_threads": int(num(f"{key}.s1.server.threads")),
+                        "server_exit": int(s[f"{key}.server.exit"]), "load_exit": int(s[f"{key}.load.exit"])}
+            if side == "tickroom":
+                side_res["bots"] = load(f"pinned-{n}-bots.json")
+            else:
+                side_res["frame_bytes"] = int(s[f"{key}.snapshot_bytes"])
+                rep = load(f"pinned-{n}-floor-server.out", True)
+                side_res["server_report"] = rep
+                if rep:
+                    side_res["snapshots_per_player_s"] = round(rep["frames_written"] / (n * rep["elapsed_s"]), 2)
+            pt[side] = side_res
+        pt["cpu_per_player_tick_ratio"] = round(
+            pt["tickroom"]["server"]["cpu_us_per_player_tick"] / pt["floor"]["server"]["cpu_us_per_player_tick"], 3)
+        pts.append(pt)
+    res["pinned"] = pts
+
 targets = []
 def target(name, value, limit, ok):
     if isinstance(value, float):
@@ -440,6 +567,12 @@ if "tickroom" in res:
     target(f"zero errors ({players} players)", get(b, "errors"), 0, le)
     target("bytes down per player <= 6 KB/s", get(b, "bytes_down_per_player_s"), 6000, le)
     target("input latency p99 <= 18 ms", get(b, "input_latency_ms", "p99"), 18, le)
+for pt in res.get("pinned", []):
+    n, b = pt["players"], pt["tickroom"]["bots"]
+    target(f"pinned, {n} players: server CPU per player-tick <= 1.1x the floor", pt["cpu_per_player_tick_ratio"], 1.1, le)
+    if n <= 640:
+        target(f"pinned, {n} players: input latency p99 <= 18 ms", get(b, "input_latency_ms", "p99"), 18, le)
+        target(f"pinned, {n} players: snapshot gap p99 <= 17.5 ms", get(b, "snapshot_gap_ms", "p99"), 17.5, le)
 if "idle" in res:
     i = res["idle"]
     target(f"server memory per idle connection <= 8 KiB ({i['connections']} of {idle_players} connected)",
@@ -499,6 +632,21 @@ if "idle" in res:
           f"server RSS {i['server_rss_baseline_kib'] / 1024:.1f} -> {i['server_rss_joined_kib'] / 1024:.1f} MiB: "
           f"{i['rss_per_connection_kib']:.2f} KiB per connection; server CPU {i['server']['cpu_cores']:.3f} cores, "
           f"bots {i['bots_process']['cpu_cores']:.3f} cores; exit {i['server_exit']}, {i['bots_exit']}")
+if "pinned" in res:
+    print(f"\npinned (server on CPU 0, load on CPU 1), rooms of {r['room_size']}, {rate} Hz, {env['PINNED_DURATION_S']} s runs:")
+    hdr = ["players", "order", "tickroom µs", "floor µs", "ratio", "snaps/s", "gap p99", "gap max", "input p99",
+           "threads", "RSS MiB", "floor B", "load cores t/f", "errors"]
+    print("  ".join(f"{h:>12}" for h in hdr))
+    for pt in res["pinned"]:
+        t, f, b = pt["tickroom"], pt["floor"], pt["tickroom"]["bots"] or {}
+        row = [pt["players"], (pt["order"] or "").replace("tickroom", "T").replace("floor", "F").replace(" ", ""),
+               fmt(t["server"]["cpu_us_per_player_tick"], ".2f"), fmt(f["server"]["cpu_us_per_player_tick"], ".2f"),
+               fmt(pt["cpu_per_player_tick_ratio"], ".2f") + "x", fmt(b.get("snapshots_per_player_s"), ".2f"),
+               fmt(get(b, "snapshot_gap_ms", "p99"), ".2f"), fmt(get(b, "snapshot_gap_ms", "max"), ".1f"),
+               fmt(get(b, "input_latency_ms", "p99"), ".2f"), t["server_threads"],
+               fmt(t["server"]["rss_kib"] / 1024, ".1f"), f["frame_bytes"],
+               f"{t['load']['cpu_cores']:.2f}/{f['load']['cpu_cores']:.2f}", b.get("errors")]
+        print("  ".join(f"{str(x):>12}" for x in row))
 if targets:
     print("\ntargets:")
     for t in targets:

@@ -63,13 +63,12 @@ func nextConn(t *testing.T, conns <-chan *netcode.Conn) *netcode.Conn {
 // close code and the close reason.
 func TestDisconnectReasonsAreRecorded(t *testing.T) {
 	for _, mode := range readModes {
-		t.Run(mode.name, func(t *testing.T) { testDisconnectReasons(t, mode.pollers) })
+		t.Run(mode.name, func(t *testing.T) { testDisconnectReasons(t, mode) })
 	}
 }
 
-func testDisconnectReasons(t *testing.T, pollers int) {
-	cfg := netcode.DefaultServerConfig()
-	cfg.Pollers = pollers
+func testDisconnectReasons(t *testing.T, mode readMode) {
+	cfg := mode.config()
 	cfg.PingInterval = 50 * time.Millisecond
 	cfg.HeartbeatTimeout = 400 * time.Millisecond
 	cfg.CloseGrace = 200 * time.Millisecond

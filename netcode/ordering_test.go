@@ -57,14 +57,13 @@ func (h joinHandler) Open(c *netcode.Conn) netcode.Session {
 // the Joined it had taken but not yet written.)
 func TestJoinedPrecedesTheSeatsSnapshotsUnderRacingOffers(t *testing.T) {
 	for _, mode := range readModes {
-		t.Run(mode.name, func(t *testing.T) { testJoinedPrecedesSnapshots(t, mode.pollers) })
+		t.Run(mode.name, func(t *testing.T) { testJoinedPrecedesSnapshots(t, mode) })
 	}
 }
 
-func testJoinedPrecedesSnapshots(t *testing.T, pollers int) {
-	cfg := netcode.DefaultServerConfig()
+func testJoinedPrecedesSnapshots(t *testing.T, mode readMode) {
+	cfg := mode.config()
 	cfg.RequestRate = 1e6
-	cfg.Pollers = pollers
 	var seat atomic.Uint64
 	h := joinHandler{conns: make(chan *netcode.Conn, 1), seat: &seat}
 	srv, err := netcode.NewServer(cfg, h)

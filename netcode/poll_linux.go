@@ -36,6 +36,11 @@ type poller struct {
 	readBuf  []byte      // loop only
 	ds       decodeState // loop only
 	loopDone chan struct{}
+	// Reading on tick (Server.readOnTick): the handler's tick asks for a
+	// read pass on tickReq and waits on tickDone; stop closes stopped.
+	tickReq  chan struct{}
+	tickDone chan struct{}
+	stopped  chan struct{}
 
 	mu       sync.Mutex
 	conns    map[uint64]*Conn // registered, by id: the epoll id
@@ -62,6 +67,9 @@ func newPoller(s *Server) (*poller, error) {
 		readBuf:  make([]byte, max(pollReadBuffer, 2*(s.cfg.MaxMessageSize+16))),
 		ds:       decodeState{dec: wire.NewDecoder()},
 		loopDone: make(chan struct{}),
+		tickReq:  make(chan struct{}, 1),
+		tickDone: make(chan struct{}, 1),
+		stopped:  make(chan struct{}),
 		conns:    make(map[uint64]*Conn),
 	}
 	go p.loop()
@@ -169,6 +177,7 @@ func (p *poller) stop() {
 	if !p.stopping {
 		p.stopping = true
 		p.set.Wake()
+		close(p.stopped)
 	}
 	p.mu.Unlock()
 	<-p.loopDone
@@ -179,28 +188,25 @@ func (p *poller) loop() {
 	defer p.set.Close()
 	var finished []*Conn
 	ids := make([]uint64, 0, pollBatch)
+	var fallback *time.Timer
+	if p.srv.readOnTick {
+		fallback = time.NewTimer(time.Hour)
+		defer fallback.Stop()
+	}
 	for {
 		var err error
-		ids, _, err = p.set.Wait(ids[:0], -1)
+		if p.srv.readOnTick {
+			err = p.tickPass(ids, fallback)
+		} else {
+			ids, _, err = p.set.WaitParked(ids[:0])
+			if err == nil {
+				p.readReady(ids)
+			}
+		}
 		if err != nil {
 			p.srv.log.Error("epoll_wait failed; connections read by this poller are closed", "err", err)
 			p.failAll(err)
 			return
-		}
-		p.wakeups.Add(1)
-		now := time.Now()
-		for _, id := range ids {
-			p.mu.Lock()
-			c := p.conns[id]
-			if c != nil && c.pollState != pollArmed {
-				c = nil // disarmed or finished after epoll_wait returned
-			}
-			p.mu.Unlock()
-			if c != nil && !c.readable(p, now) {
-				p.mu.Lock()
-				p.finishLocked(c)
-				p.mu.Unlock()
-			}
 		}
 		p.mu.Lock()
 		finished, p.finished = p.finished, finished[:0]
@@ -214,6 +220,76 @@ func (p *poller) loop() {
 			p.failAll(ErrServerClosed)
 			return
 		}
+	}
+}
+
+// tickPass waits for the handler's tick (Server.readPending), or for a
+// period without one, and then reads everything that is ready. Inputs wait
+// in the kernel until the tick that applies them, so the whole node reads
+// once a tick, with one readiness poll, instead of waking for every few
+// inputs as they arrive. The fallback keeps requests answered within a
+// period while no room ticks.
+func (p *poller) tickPass(ids []uint64, fallback *time.Timer) error {
+	fallback.Reset(p.srv.tickPeriod)
+	ticked := false
+	select {
+	case <-p.tickReq:
+		ticked = true
+	case <-fallback.C:
+	case <-p.stopped:
+		return nil
+	}
+	fallback.Stop()
+	var err error
+	for {
+		ids, _, err = p.set.Wait(ids[:0], 0)
+		if err != nil {
+			break
+		}
+		p.readReady(ids)
+		if len(ids) < pollBatch {
+			break
+		}
+	}
+	if ticked {
+		p.tickDone <- struct{}{} // capacity 1, and one request at a time
+	}
+	return err
+}
+
+// readReady reads the connections whose ids epoll reported.
+func (p *poller) readReady(ids []uint64) {
+	p.wakeups.Add(1)
+	now := time.Now()
+	for _, id := range ids {
+		p.mu.Lock()
+		c := p.conns[id]
+		if c != nil && c.pollState != pollArmed {
+			c = nil // disarmed or finished after epoll_wait returned
+		}
+		p.mu.Unlock()
+		if c != nil && !c.readable(p, now) {
+			p.mu.Lock()
+			p.finishLocked(c)
+			p.mu.Unlock()
+		}
+	}
+}
+
+// requestPass asks the poller for one read pass; awaitPass waits for it, or
+// for the poller to be gone. Server.readPending calls them, one caller at a
+// time.
+func (p *poller) requestPass() {
+	select {
+	case p.tickReq <- struct{}{}:
+	default: // a request is pending already
+	}
+}
+
+func (p *poller) awaitPass() {
+	select {
+	case <-p.tickDone:
+	case <-p.loopDone:
 	}
 }
 

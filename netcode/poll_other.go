@@ -19,6 +19,8 @@ func (p *poller) disarm(*Conn)        {}
 func (p *poller) requestFinish(*Conn) {}
 func (p *poller) stop()               {}
 func (p *poller) alive() bool         { return false }
+func (p *poller) requestPass()        {}
+func (p *poller) awaitPass()          {}
 
 // detach is never called without a poller.
 func (c *Conn) detach() bool { return false }

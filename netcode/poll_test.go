@@ -21,15 +21,54 @@ import (
 	"github.com/tickroom/tickroom/netcode/wire"
 )
 
-// readModes are the two ways a server reads its connections: pollers
-// (epoll, the default on Linux) and a reader goroutine per connection (the
-// fallback elsewhere). Tests of reading run under both.
-var readModes = []struct {
+// readModes are the ways a server reads its connections: pollers (epoll,
+// the default on Linux) once per tick of a TickReader handler (the default)
+// or on arrival, and a reader goroutine per connection (the fallback
+// elsewhere). Tests of reading run under all three.
+var readModes = []readMode{
+	{"pollers on ticks", 2, netcode.ReadOnTick},
+	{"pollers on arrival", 2, netcode.ReadOnArrival},
+	{"reader goroutines", 0, netcode.ReadOnTick},
+}
+
+type readMode struct {
 	name    string
 	pollers int
-}{
-	{"pollers", 2},
-	{"reader goroutines", 0},
+	read    netcode.ReadMode
+}
+
+func (m readMode) config() netcode.ServerConfig {
+	cfg := netcode.DefaultServerConfig()
+	cfg.Pollers, cfg.ReadMode = m.pollers, m.read
+	return cfg
+}
+
+// tickingHandler makes a test's handler a TickReader whose ticks come
+// every 2 ms, as a node's rooms would call for reads at theirs.
+type tickingHandler struct {
+	netcode.Handler
+	read func()
+}
+
+func (h *tickingHandler) ReadBeforeTicks(read func()) { h.read = read }
+
+// run calls read every 2 ms until stop is called, which waits for it.
+func (h *tickingHandler) run() (stop func()) {
+	done, quit := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(2 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-quit:
+				return
+			case <-t.C:
+				h.read()
+			}
+		}
+	}()
+	return func() { close(quit); <-done }
 }
 
 // recordingSession records, in order, what its connection's client sent,
@@ -112,8 +151,7 @@ func TestPipelinedMessagesAreHandledInOrder(t *testing.T) {
 	for _, mode := range readModes {
 		for _, chunk := range []int{len(opening), 1} {
 			t.Run(fmt.Sprintf("%s/%d-byte writes", mode.name, chunk), func(t *testing.T) {
-				cfg := netcode.DefaultServerConfig()
-				cfg.Pollers = mode.pollers
+				cfg := mode.config()
 				h := recordingHandler{sessions: make(chan *recordingSession, 1)}
 				_, url := startServer(t, cfg, h)
 
@@ -148,8 +186,16 @@ func TestPipelinedMessagesAreHandledInOrder(t *testing.T) {
 
 // startServer runs a netcode server with cfg and h on 127.0.0.1 until the
 // test ends and returns it and its ws:// URL.
+//
+// With pollers reading on ticks (the default), h is made a TickReader
+// ticking every 2 ms (tickingHandler).
 func startServer(t *testing.T, cfg netcode.ServerConfig, h netcode.Handler) (*netcode.Server, string) {
 	t.Helper()
+	var ticking *tickingHandler
+	if cfg.ReadMode == netcode.ReadOnTick && cfg.Pollers > 0 {
+		ticking = &tickingHandler{Handler: h}
+		h = ticking
+	}
 	srv, err := netcode.NewServer(cfg, h)
 	require.NoError(t, err)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -162,6 +208,9 @@ func startServer(t *testing.T, cfg netcode.ServerConfig, h netcode.Handler) (*ne
 		require.NoError(t, srv.Shutdown(ctx, "test over"))
 		require.ErrorIs(t, <-served, netcode.ErrServerClosed)
 	})
+	if ticking != nil {
+		t.Cleanup(ticking.run()) // stops before the server shuts down
+	}
 	return srv, "ws://" + ln.Addr().String() + cfg.Path
 }
 
@@ -174,8 +223,7 @@ func TestIdleConnectionsNeedNoGoroutine(t *testing.T) {
 	const conns = 40
 	for _, mode := range readModes {
 		t.Run(mode.name, func(t *testing.T) {
-			cfg := netcode.DefaultServerConfig()
-			cfg.Pollers = mode.pollers
+			cfg := mode.config()
 			connsCh := make(chan *netcode.Conn, conns)
 			_, url := startServer(t, cfg, connHandler{conns: connsCh})
 			netcodetest.DialHello(t, url) // the pollers and the pinger are running
@@ -215,8 +263,7 @@ func TestIdleConnectionsNeedNoGoroutine(t *testing.T) {
 func TestCloseDuringTheHandshakeKeepsItsGrace(t *testing.T) {
 	for _, mode := range readModes {
 		t.Run(mode.name, func(t *testing.T) {
-			cfg := netcode.DefaultServerConfig()
-			cfg.Pollers = mode.pollers
+			cfg := mode.config()
 			cfg.HandshakeTimeout = time.Minute
 			cfg.CloseGrace = 100 * time.Millisecond
 			srv, url := startServer(t, cfg, connHandler{conns: make(chan *netcode.Conn, 1)})
@@ -237,8 +284,7 @@ func TestCloseDuringTheHandshakeKeepsItsGrace(t *testing.T) {
 func TestServerCloseIsFollowedByAnEOF(t *testing.T) {
 	for _, mode := range readModes {
 		t.Run(mode.name, func(t *testing.T) {
-			cfg := netcode.DefaultServerConfig()
-			cfg.Pollers = mode.pollers
+			cfg := mode.config()
 			cfg.CloseGrace = time.Minute // the EOF must not be the grace running out
 			_, url, conns := startConnServer(t, cfg)
 

@@ -6,14 +6,6 @@ import (
 	"time"
 )
 
-// spinMargin is how long before a node tick the clock stops waiting on a Go
-// timer and sleeps precisely instead. Go timers fire up to about a
-// millisecond late (the runtime's poller sleeps in whole milliseconds), so
-// the margin must exceed that; a longer precise sleep keeps a thread blocked
-// for longer. 2 ms measured best of 1, 1.5, 2 and 3 ms with
-// rooms/internal/ticktiming (BENCHMARKS.md).
-const spinMargin = 2 * time.Millisecond
-
 // stuckAfter is how long a worker may be inside one turn before the clock
 // counts it as stuck and starts a helper in its place. A room's tick takes
 // tens of microseconds; half a millisecond keeps the other rooms' lateness
@@ -27,9 +19,9 @@ const maxHelpers = 4
 
 // clock is a node's one tick clock. Node tick k is due at origin + k*period;
 // every awake room ticks at every node tick, so all rooms of a node tick in
-// phase. The clock is the only place that sleeps precisely: one timer and
-// one short nanosleep per node tick for the whole node, where a timer and a
-// nanosleep per room woke threads for every room-tick.
+// phase. The clock is the only place that waits precisely (waiter: a
+// timerfd on Linux), once per node tick for the whole node, where a timer
+// and a nanosleep per room woke threads for every room-tick.
 //
 // Goroutines: run (one) waits for each node tick and releases every awake
 // room to the run queue. The workers (Config.Workers of them) take rooms off
@@ -46,8 +38,9 @@ type clock struct {
 	period     time.Duration
 	origin     time.Time
 	stuckAfter time.Duration
-	sleep      func(time.Duration) // the precise sleep; tests give time.Sleep
-	runq       chan *Room          // rooms with work; never full (one place per room)
+	newWaiter  func() (waiter, error) // the precise wait; tests give a Go timer's
+	waiter     waiter                 // made by start
+	runq       chan *Room             // rooms with work; never full (one place per room)
 
 	mu      sync.Mutex
 	awake   []*Room // ticked at every node tick; Room.slot is the index
@@ -59,6 +52,10 @@ type clock struct {
 	wg      sync.WaitGroup
 	workers []workerSlot // Config.Workers, then room for helpers
 	stats   ClockStats
+	// beforeTick, if set, runs just before each node tick's release: it
+	// reads the node's connections (netcode.TickReader), so that inputs
+	// are read once a tick, right before the rooms apply them.
+	beforeTick atomic.Pointer[func()]
 }
 
 // workerSlot is what run knows of one worker: whether the slot is taken, and
@@ -80,12 +77,12 @@ type ClockStats struct {
 	Helpers  atomic.Uint64 // helper workers started because workers were stuck in slow rooms
 }
 
-func newClock(period time.Duration, workers, maxRooms int, sleep func(time.Duration)) *clock {
+func newClock(period time.Duration, workers, maxRooms int, newWaiter func() (waiter, error)) *clock {
 	return &clock{
 		period:     period,
 		origin:     time.Now(),
 		stuckAfter: min(stuckAfter, period/4),
-		sleep:      sleep,
+		newWaiter:  newWaiter,
 		runq:       make(chan *Room, maxRooms+1),
 		kick:       make(chan struct{}, 1),
 		stop:       make(chan struct{}),
@@ -113,17 +110,22 @@ func (c *clock) baseFor(now time.Time, first uint64) (base int64, before uint64)
 	return int64(before) + 1 - int64(first), before
 }
 
-// start starts the clock's goroutines, once; false if the clock stopped.
-// base is how many workers wait on the run queue for good.
-func (c *clock) start(base int) bool {
+// start starts the clock's goroutines, once; ErrClosed if the clock
+// stopped. base is how many workers wait on the run queue for good.
+func (c *clock) start(base int) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.stopped {
-		return false
+		return ErrClosed
 	}
 	if c.started {
-		return true
+		return nil
 	}
+	w, err := c.newWaiter()
+	if err != nil {
+		return err
+	}
+	c.waiter = w
 	c.started = true
 	for i := range base {
 		c.workers[i].taken.Store(true)
@@ -132,7 +134,7 @@ func (c *clock) start(base int) bool {
 	}
 	c.wg.Add(1)
 	go c.run(base)
-	return true
+	return nil
 }
 
 // shutdown stops the clock and waits for its goroutines. The rooms must
@@ -142,9 +144,15 @@ func (c *clock) shutdown() {
 	if !c.stopped {
 		c.stopped = true
 		close(c.stop)
+		if c.waiter != nil {
+			c.waiter.interrupt()
+		}
 	}
 	c.mu.Unlock()
 	c.wg.Wait()
+	if c.waiter != nil {
+		c.waiter.close()
+	}
 }
 
 // enqueue puts r on the run queue. The caller moved r's state to queued, so
@@ -206,7 +214,7 @@ func (c *clock) run(base int) {
 			k = max(k, c.tickAt(time.Now())+1)
 			continue
 		}
-		if !c.waitUntil(c.due(k), timer) {
+		if !c.waitUntil(c.due(k)) {
 			return
 		}
 		now := time.Now()
@@ -220,6 +228,9 @@ func (c *clock) run(base int) {
 			late -= time.Duration(skipped) * c.period
 		}
 		c.stats.Lateness.Record(late)
+		if read := c.beforeTick.Load(); read != nil {
+			(*read)()
+		}
 		c.helpStuckWorkers(now, base)
 		c.release(k)
 		c.stats.Ticks.Add(1)
@@ -236,25 +247,25 @@ func (c *clock) run(base int) {
 	}
 }
 
-// waitUntil waits for due: on a timer until spinMargin before it, then in
-// the precise sleep. It returns false if the clock was stopped.
-func (c *clock) waitUntil(due time.Time, timer *time.Timer) bool {
-	if d := time.Until(due) - spinMargin; d > 0 {
-		timer.Reset(d)
+// waitUntil waits for due, precisely. It returns false if the clock was
+// stopped.
+func (c *clock) waitUntil(due time.Time) bool {
+	for {
 		select {
-		case <-timer.C:
 		case <-c.stop:
 			return false
+		default:
 		}
-	}
-	if d := time.Until(due); d > 0 {
-		c.sleep(d)
-	}
-	select {
-	case <-c.stop:
-		return false
-	default:
-		return true
+		d := time.Until(due)
+		if d <= 0 {
+			return true
+		}
+		if err := c.waiter.wait(d); err != nil {
+			// The timerfd failed (it cannot, short of a broken system):
+			// keep time on a Go timer rather than stop every room.
+			c.waiter.close()
+			c.waiter = newTimerWaiter()
+		}
 	}
 }
 

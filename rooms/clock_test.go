@@ -16,7 +16,7 @@ import (
 
 func TestClockArithmetic(t *testing.T) {
 	period := time.Second / 60
-	c := newClock(period, 1, 10, time.Sleep)
+	c := newClock(period, 1, 10, fakeWaiter)
 	at := func(k uint64, plus time.Duration) time.Time { return c.due(k).Add(plus) }
 
 	assert.Equal(t, c.origin, c.due(0))
@@ -107,9 +107,31 @@ func (g *recordingGame) recorded() []stepRecord {
 	return append([]stepRecord(nil), g.steps...)
 }
 
-// clockNode is a registry whose rooms run recordingGames. Under synctest its
-// clock sleeps with time.Sleep, which the bubble's fake clock serves; the
-// real precise sleep is a syscall the fake clock knows nothing of.
+// fakeWaiter has the clock wait on a Go timer, which the fake clock of a
+// synctest bubble serves; the real precise wait is a timerfd the fake clock
+// knows nothing of.
+func fakeWaiter() (waiter, error) { return newTimerWaiter(), nil }
+
+// stallingWaiter is a timer waiter whose next wait, once stall is sent
+// on, oversleeps by extra: a stalled machine.
+type stallingWaiter struct {
+	*timerWaiter
+	stall chan struct{}
+	extra time.Duration
+}
+
+func (w *stallingWaiter) wait(d time.Duration) error {
+	select {
+	case <-w.stall:
+		time.Sleep(d + w.extra)
+		return nil
+	default:
+		return w.timerWaiter.wait(d)
+	}
+}
+
+// clockNode is a registry whose rooms run recordingGames; with fake, its
+// clock waits on fakeWaiter.
 type clockNode struct {
 	reg   *Registry
 	mu    sync.Mutex
@@ -142,7 +164,7 @@ func newClockNode(t *testing.T, workers int, fake bool) *clockNode {
 	reg, err := NewRegistry(cfg)
 	require.NoError(t, err)
 	if fake {
-		reg.clock.sleep = time.Sleep
+		reg.clock.newWaiter = fakeWaiter
 	}
 	n.reg = reg
 	return n
@@ -267,13 +289,8 @@ func TestAStalledClockSkipsTicks(t *testing.T) {
 		n := newClockNode(t, 2, true)
 		period := n.reg.clock.period
 		stall := make(chan struct{}, 1)
-		n.reg.clock.sleep = func(d time.Duration) {
-			select {
-			case <-stall:
-				time.Sleep(d + 3*period)
-			default:
-				time.Sleep(d)
-			}
+		n.reg.clock.newWaiter = func() (waiter, error) {
+			return &stallingWaiter{timerWaiter: newTimerWaiter(), stall: stall, extra: 3 * period}, nil
 		}
 		r, g := n.room(t, RoomOptions{}, nil)
 		time.Sleep(5 * period)

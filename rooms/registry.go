@@ -48,7 +48,7 @@ func NewRegistry(cfg Config) (*Registry, error) {
 	return &Registry{
 		cfg:   cfg,
 		log:   log,
-		clock: newClock(time.Second/time.Duration(cfg.TickRate), cfg.Workers, cfg.MaxRooms, sleepPrecisely),
+		clock: newClock(time.Second/time.Duration(cfg.TickRate), cfg.Workers, cfg.MaxRooms, newPreciseWaiter),
 		rooms: make(map[string]*Room),
 	}, nil
 }
@@ -118,8 +118,8 @@ func (g *Registry) createLocked(opts RoomOptions) (*Room, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !g.clock.start(g.cfg.Workers) {
-		return nil, ErrClosed
+	if err := g.clock.start(g.cfg.Workers); err != nil {
+		return nil, err
 	}
 	r.align(r.created)
 	g.seq++
@@ -220,6 +220,11 @@ func (g *Registry) reserveSeat(mode string, size int) (*Room, error) {
 	r.reserved.Add(1)
 	return r, nil
 }
+
+// ReadBeforeTicks implements netcode.TickReader: the node clock calls read
+// just before each node tick, so that the players' inputs are read once a
+// tick, right before the rooms apply them.
+func (g *Registry) ReadBeforeTicks(read func()) { g.clock.beforeTick.Store(&read) }
 
 // Open implements netcode.Handler.
 func (g *Registry) Open(c *netcode.Conn) netcode.Session {

@@ -2,7 +2,6 @@
 
 package rooms
 
-import "time"
-
-// sleepPrecisely falls back to time.Sleep where nanosleep is not wired up.
-func sleepPrecisely(d time.Duration) { time.Sleep(d) }
+// newPreciseWaiter falls back to a Go timer where timerfd is not wired up:
+// it wakes up to a millisecond late.
+func newPreciseWaiter() (waiter, error) { return newTimerWaiter(), nil }

@@ -44,6 +44,7 @@ func TestDependenciesPointOneWay(t *testing.T) {
 		"github.com/prometheus/client_golang", // the admin listener's /metrics
 		"github.com/chromedp/chromedp",        // the dashboard's browser test
 		"github.com/chromedp/cdproto",
+		"golang.org/x/sys/unix", // timerfd for the node clock; the standard syscall package lacks it
 	}
 
 	checked := 0

@@ -52,6 +52,7 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveConfig, error) {
 	fs.DurationVar(&r.SeatGrace, "seat-grace", r.SeatGrace, "how long a dropped player's seat is held for a resume")
 	fs.DurationVar(&r.EmptyTimeout, "empty-timeout", r.EmptyTimeout, "how long an empty room lives")
 	fs.IntVar(&r.InputQueue, "input-queue", r.InputQueue, "inputs a player may have waiting for the next tick")
+	fs.IntVar(&r.Workers, "workers", r.Workers, "goroutines that run the rooms' ticks, released by the node's one clock")
 
 	n := &cfg.net
 	fs.IntVar(&n.MaxMessageSize, "max-message-size", n.MaxMessageSize, "largest client message in bytes; larger ones close the connection with 1009")
@@ -60,6 +61,7 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveConfig, error) {
 	fs.DurationVar(&n.WriteTimeout, "write-timeout", n.WriteTimeout, "drop a client whose socket does not drain for this long")
 	fs.IntVar(&n.WriteBuffer, "write-buffer", n.WriteBuffer, "kernel send buffer per connection in bytes; 0 keeps the OS default")
 	fs.IntVar(&n.Pollers, "pollers", n.Pollers, "how many pollers read joined connections on epoll readiness (Linux); 0: one blocking reader per connection")
+	fs.TextVar(&n.ReadMode, "read-mode", n.ReadMode, "when pollers read joined connections: tick (once per node tick, just before it) or arrival (as data comes)")
 	fs.Float64Var(&n.InputRate, "input-rate", n.InputRate, "inputs per second a client may send; the excess is dropped")
 	fs.IntVar(&n.InputBurst, "input-burst", n.InputBurst, "inputs a client may send in a burst above the rate")
 

@@ -6,13 +6,15 @@
 // pollers (the server's and the client's): they register sockets whose
 // reads they do themselves, with package rawio.
 //
-// A Set has no goroutines. One goroutine calls Wait (and, once its loop is
-// over, Close); Add, Del and Wake may be called from any goroutine.
+// A Set has no goroutines. One goroutine calls Wait or WaitParked (and, once
+// its loop is over, Close); Add, Del and Wake may be called from any
+// goroutine.
 package epoll
 
 import (
 	"errors"
 	"fmt"
+	"os"
 	"sync"
 	"syscall"
 )
@@ -28,6 +30,10 @@ type Set struct {
 	epfd         int
 	wakeR, wakeW int
 	events       []syscall.EpollEvent // Wait only
+	// file is the epoll descriptor in the Go runtime's poller, for
+	// WaitParked; it owns epfd.
+	file *os.File
+	raw  syscallConn
 
 	mu     sync.Mutex // guards closed against the descriptors' reuse
 	closed bool
@@ -50,7 +56,26 @@ func New(batch int) (*Set, error) {
 		s.closeFDs()
 		return nil, fmt.Errorf("epoll_ctl: %w", err)
 	}
+	// An epoll descriptor is itself readable while it has ready events, so
+	// the runtime's poller can wait on it: WaitParked parks the goroutine
+	// there instead of blocking a thread in epoll_wait.
+	if err := syscall.SetNonblock(epfd, true); err != nil {
+		s.closeFDs()
+		return nil, fmt.Errorf("epoll: set non-blocking: %w", err)
+	}
+	s.file = os.NewFile(uintptr(epfd), "epoll")
+	raw, err := s.file.SyscallConn()
+	if err != nil {
+		s.closeFDs()
+		return nil, fmt.Errorf("epoll: %w", err)
+	}
+	s.raw = raw
 	return s, nil
+}
+
+// syscallConn is the part of syscall.RawConn WaitParked uses.
+type syscallConn interface {
+	Read(f func(fd uintptr) (done bool)) error
 }
 
 func event(id uint64) syscall.EpollEvent {
@@ -96,6 +121,28 @@ func (s *Set) Wake() {
 	_, _ = syscall.Write(s.wakeW, b[:]) // EAGAIN: a wake-up is pending already
 }
 
+// WaitParked waits, without limit, for registered sockets to be ready or for
+// a Wake, like Wait(ids, -1), but parks the calling goroutine in the Go
+// runtime's poller rather than blocking its thread in epoll_wait: a thread
+// that blocks gives up its processor, and getting one back when the events
+// come costs a hand-off and a context switch per wake-up, the dearer the
+// fewer processors. The runtime's poller, which waits when the process has
+// nothing else to run, notices the set's readiness with everything else.
+func (s *Set) WaitParked(ids []uint64) (_ []uint64, woken bool, err error) {
+	var werr error
+	rerr := s.raw.Read(func(uintptr) bool {
+		ids, woken, werr = s.Wait(ids, 0)
+		return werr != nil || woken || len(ids) > 0
+	})
+	switch {
+	case werr != nil:
+		return ids, woken, werr
+	case rerr != nil:
+		return ids, woken, fmt.Errorf("epoll: wait in the runtime's poller: %w", rerr)
+	}
+	return ids, woken, nil
+}
+
 // Wait waits up to msec milliseconds (-1: without limit) for registered
 // sockets to be ready or for a Wake, and appends the ready ids to ids. It
 // retries when interrupted by a signal.
@@ -139,7 +186,11 @@ func (s *Set) Close() {
 }
 
 func (s *Set) closeFDs() {
-	syscall.Close(s.epfd)
+	if s.file != nil {
+		_ = s.file.Close() // takes it out of the runtime's poller and closes epfd
+	} else {
+		syscall.Close(s.epfd)
+	}
 	syscall.Close(s.wakeR)
 	syscall.Close(s.wakeW)
 }
