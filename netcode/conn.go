@@ -273,7 +273,9 @@ func (c *Conn) pingIfDue(now time.Time) {
 
 // heartbeatDue closes a connection read by a poller from which nothing
 // arrived for HeartbeatTimeout (a reader goroutine has a read deadline
-// instead). The server's pinger calls it.
+// instead). The server's pinger calls it every heartbeatSlack, so the close
+// comes HeartbeatTimeout to HeartbeatTimeout+heartbeatSlack after the last
+// frame.
 func (c *Conn) heartbeatDue(now time.Time) {
 	last := c.lastRead.Load()
 	if c.poll == nil || last == 0 || now.Sub(c.srv.epoch)-time.Duration(last) <= c.srv.cfg.HeartbeatTimeout || c.isClosing() {
@@ -843,13 +845,16 @@ func (c *Conn) next() ([]byte, bool) {
 			return nil, false
 		}
 		c.stats.BytesIn.Add(uint64(len(p)))
-		// Renew the heartbeat deadline on any frame, but only every quarter
-		// of the timeout, to keep timer updates off most reads. Before the
+		// Renew the heartbeat deadline on any frame, but only every
+		// heartbeatSlack, to keep timer updates off most reads: the
+		// deadline it sets reaches that far past HeartbeatTimeout, so the
+		// close comes HeartbeatTimeout to HeartbeatTimeout+heartbeatSlack
+		// after the last frame, as with a poller (heartbeatDue). Before the
 		// Hello, the handshake deadline stands whatever arrives.
 		if c.welcomed && !c.isClosing() {
-			if now := time.Now(); now.Sub(c.lastDeadline) > c.srv.cfg.HeartbeatTimeout/4 {
+			if now := time.Now(); now.Sub(c.lastDeadline) >= c.srv.heartbeatSlack() {
 				c.lastDeadline = now
-				_ = c.nc.SetReadDeadline(now.Add(c.srv.cfg.HeartbeatTimeout))
+				_ = c.nc.SetReadDeadline(c.srv.heartbeatDeadline(now))
 			}
 		}
 		if data, ok := c.frame(op, p); ok {
@@ -983,7 +988,7 @@ func (c *Conn) handshake(ds *decodeState) bool {
 	})
 	c.welcomed = true
 	c.lastDeadline = time.Now()
-	_ = c.nc.SetReadDeadline(c.lastDeadline.Add(cfg.HeartbeatTimeout))
+	_ = c.nc.SetReadDeadline(c.srv.heartbeatDeadline(c.lastDeadline))
 	c.client = ds.msg.Hello.Client
 	c.logger().Info("connection opened")
 	return true

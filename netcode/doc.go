@@ -10,9 +10,13 @@
 // its pollers (ServerConfig.Pollers, Linux only). Each connection starts
 // with a goroutine of its own that performs the upgrade and the handshake.
 // Then, with pollers, it hands the connection to one and ends: a poller
-// reads its connections when epoll says they are readable and decodes their
-// frames, so a joined connection has no goroutine while it waits (and its
-// socket, taken out of the Go runtime's poller, costs the runtime nothing). A poller
+// reads its connections and decodes their frames, so a joined connection has
+// no goroutine while it waits (and its socket, taken out of the Go runtime's
+// poller, costs the runtime nothing). A poller reads once per tick of a
+// Handler that is a TickReader (ServerConfig.ReadMode ReadOnTick: the
+// handler's tick calls for the read and waits for it), or when epoll says a
+// connection is readable (ReadOnArrival: the poller's goroutine parks in the
+// Go runtime's poller on its epoll set, with no thread blocked). A poller
 // calls Session.Input itself; a request (join, leave, room message) may wait
 // on a room, so it is answered on a goroutine started for it, the
 // connection being out of the poller's hands until it is done. Without

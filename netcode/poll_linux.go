@@ -15,8 +15,9 @@ import (
 	"github.com/tickroom/tickroom/netcode/wire"
 )
 
-// A poller reads the connections registered with it when epoll says they
-// are readable, so that a joined connection needs no goroutine of its own:
+// A poller reads the connections registered with it, once per tick of the
+// Handler (tickPass) or when epoll says they are readable, so that a joined
+// connection needs no goroutine of its own:
 // a parked reader goroutine costs its stack (kilobytes, at ten thousand
 // connections tens of megabytes) and a park and a wake-up per input. After
 // the handshake the socket leaves the Go runtime's poller (Conn.detach): a
@@ -24,7 +25,11 @@ import (
 // non-blocking read per readiness event, level-triggered, into a buffer it
 // shares among its connections; its writers write it without waiting.
 //
-// One goroutine per poller runs loop. It calls Session.Input itself (a queue
+// One goroutine per poller runs loop. Reading on ticks, it waits on a
+// channel for the Handler's tick (Server.readPending) and then reads every
+// ready connection with non-blocking epoll_waits; reading on arrival, it
+// parks in the Go runtime's poller until its epoll set has events. Either
+// way no thread blocks in epoll_wait. It calls Session.Input itself (a queue
 // push), but never anything that may wait on a room (a join waits for the
 // room's tick): those it hands to a goroutine of the connection's own
 // (Conn.serveRequest), taking the connection out of the epoll set
@@ -227,10 +232,10 @@ func (p *poller) loop() {
 // period without one, and then reads everything that is ready. Inputs wait
 // in the kernel until the tick that applies them, so the whole node reads
 // once a tick, with one readiness poll, instead of waking for every few
-// inputs as they arrive. The fallback keeps requests answered within a
-// period while no room ticks.
+// inputs as they arrive. The fallback keeps requests answered within
+// maxReadWait between ticks.
 func (p *poller) tickPass(ids []uint64, fallback *time.Timer) error {
-	fallback.Reset(p.srv.tickPeriod)
+	fallback.Reset(p.srv.readEvery)
 	ticked := false
 	select {
 	case <-p.tickReq:

@@ -110,11 +110,12 @@ const (
 	// poller wakes for every few inputs.
 	ReadOnArrival ReadMode = iota
 	// ReadOnTick reads every connection that has data once per tick of
-	// the Handler, just before it (TickReader), and at least once a
-	// period (TickRate) while no tick comes. Inputs are applied only at a
+	// the Handler, just before it (TickReader), and at least every 1/60 s
+	// between ticks (a low tick rate, or no room ticking). Inputs are applied only at a
 	// tick, so they are applied as soon as with ReadOnArrival, for one
 	// readiness poll and one wake-up per poller and tick. A request (join,
-	// ping) waits for the next tick to be read: half a period on average.
+	// ping) waits for the next read: at most a tick, and at most 1/60 s
+	// whatever the tick rate (maxReadWait).
 	ReadOnTick
 )
 
@@ -144,6 +145,11 @@ func (m *ReadMode) UnmarshalText(b []byte) error {
 	}
 	return nil
 }
+
+// maxReadWait bounds how long a request waits to be read with ReadOnTick,
+// whatever the tick rate: at 60 Hz the ticks' reads meet it; a slower tick
+// rate (a turn-based game at 1 Hz) gets reads in between.
+const maxReadWait = time.Second / 60
 
 // TickReader is implemented by a Handler that runs on ticks and wants its
 // connections read once per tick (ServerConfig.ReadMode ReadOnTick).
@@ -267,7 +273,7 @@ type Server struct {
 	pollers    []*poller
 	polling    atomic.Pointer[[]*poller] // pollers, for readPending, once made
 	readOnTick bool                      // the pollers read on the handler's ticks
-	tickPeriod time.Duration             // a tick: the pollers' fallback without ticks
+	readEvery  time.Duration             // ReadOnTick: the longest a poller goes without reading
 	pingerOnce sync.Once
 	stopPinger chan struct{}
 	pingerDone chan struct{}
@@ -295,7 +301,7 @@ func NewServer(cfg ServerConfig, h Handler) (*Server, error) {
 		stopPinger: make(chan struct{}),
 		pingerDone: make(chan struct{}),
 		recent:     disconnectLog{ring: make([]Disconnect, cfg.DisconnectLog)},
-		tickPeriod: time.Second / time.Duration(cfg.TickRate),
+		readEvery:  min(time.Second/time.Duration(cfg.TickRate), maxReadWait),
 	}
 	if tr, ok := h.(TickReader); ok && cfg.ReadMode == ReadOnTick && cfg.Pollers > 0 {
 		s.readOnTick = true
@@ -492,12 +498,23 @@ func (s *Server) Conns() int {
 	return len(s.conns)
 }
 
+// heartbeatSlack is how often the pinger looks at each connection: pings
+// go out PingInterval to PingInterval+heartbeatSlack apart, and a silent
+// client is closed HeartbeatTimeout to HeartbeatTimeout+heartbeatSlack
+// after its last frame, in every read mode (PROTOCOL.md, section 14).
+func (s *Server) heartbeatSlack() time.Duration { return max(s.cfg.PingInterval/4, time.Millisecond) }
+
+// heartbeatDeadline is a reader goroutine's read deadline, renewed at now.
+func (s *Server) heartbeatDeadline(now time.Time) time.Time {
+	return now.Add(s.cfg.HeartbeatTimeout + s.heartbeatSlack())
+}
+
 // pinger is the server's heartbeat goroutine: a few times per PingInterval
 // it has each connection whose last ping is a PingInterval old send one.
 // Serve starts it; Shutdown stops it and waits for it.
 func (s *Server) pinger() {
 	defer close(s.pingerDone)
-	t := time.NewTicker(max(s.cfg.PingInterval/4, time.Millisecond))
+	t := time.NewTicker(s.heartbeatSlack())
 	defer t.Stop()
 	var conns []*Conn
 	for {

@@ -94,6 +94,13 @@ func (c *RawConn) ReadFrame(timeout time.Duration) (ws.OpCode, []byte, error) {
 	}
 }
 
+// ReadRawFrame returns the next frame, pings included, answering none: a
+// client that stays silent.
+func (c *RawConn) ReadRawFrame(timeout time.Duration) (ws.OpCode, []byte, error) {
+	_ = c.NC.SetReadDeadline(time.Now().Add(timeout))
+	return c.rd.Next()
+}
+
 // Next decodes the next server message into c.Msg, skipping snapshots unless
 // they are what the test waits for, and fails the test on anything else.
 func (c *RawConn) Next(skipSnapshots bool) *wire.ServerMessage {
