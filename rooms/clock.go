@@ -48,6 +48,7 @@ type clock struct {
 	stopped bool
 
 	kick    chan struct{} // wakes run when the first room wakes (capacity 1)
+	idle    atomic.Bool   // run waits in its idle select
 	stop    chan struct{}
 	wg      sync.WaitGroup
 	workers []workerSlot // Config.Workers, then room for helpers
@@ -158,7 +159,28 @@ func (c *clock) shutdown() {
 // enqueue puts r on the run queue. The caller moved r's state to queued, so
 // r is on the queue at most once and the queue, with a place for every room
 // the registry may hold, never blocks.
-func (c *clock) enqueue(r *Room) { c.runq <- r }
+func (c *clock) enqueue(r *Room) {
+	c.runq <- r
+	if c.idle.Load() { // no node tick will look for stuck workers: have run look
+		select {
+		case c.kick <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// busy reports whether a turn is queued or under way.
+func (c *clock) busy() bool {
+	if len(c.runq) > 0 {
+		return true
+	}
+	for i := range c.workers {
+		if c.workers[i].since.Load() != 0 {
+			return true
+		}
+	}
+	return false
+}
 
 // wakeRoom adds r to the rooms ticked at every node tick. The room's turn
 // calls it.
@@ -201,16 +223,30 @@ func (c *clock) run(base int) {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	k := c.tickAt(time.Now()) + 1
+	looking := false
 	for {
 		c.mu.Lock()
 		idle := len(c.awake) == 0
 		c.mu.Unlock()
 		if idle {
+			// No node tick looks for stuck workers: look every stuckAfter
+			// while turns are queued or under way.
+			var look <-chan time.Time
+			if looking || c.busy() {
+				timer.Reset(c.stuckAfter)
+				look = timer.C
+			}
+			c.idle.Store(true)
+			looking = false
 			select {
 			case <-c.kick:
+				looking = true // an op was queued, or a room woke
+			case now := <-look:
+				c.helpStuckWorkers(now, base)
 			case <-c.stop:
 				return
 			}
+			c.idle.Store(false)
 			k = max(k, c.tickAt(time.Now())+1)
 			continue
 		}
@@ -231,8 +267,8 @@ func (c *clock) run(base int) {
 		if read := c.beforeTick.Load(); read != nil {
 			(*read)()
 		}
-		c.helpStuckWorkers(now, base)
 		c.release(k)
+		c.helpStuckWorkers(now, base) // after the release: a helper finds the tick's rooms queued
 		c.stats.Ticks.Add(1)
 		// Look again once a turn of this tick could be stuck. A plain
 		// timer: a look a millisecond late costs nothing but that.
@@ -248,7 +284,8 @@ func (c *clock) run(base int) {
 }
 
 // waitUntil waits for due, precisely. It returns false if the clock was
-// stopped.
+// stopped. A stop that lands just before a wait arms the timer is seen when
+// that wait ends, at most a period later.
 func (c *clock) waitUntil(due time.Time) bool {
 	for {
 		select {
@@ -262,9 +299,9 @@ func (c *clock) waitUntil(due time.Time) bool {
 		}
 		if err := c.waiter.wait(d); err != nil {
 			// The timerfd failed (it cannot, short of a broken system):
-			// keep time on a Go timer rather than stop every room.
-			c.waiter.close()
-			c.waiter = newTimerWaiter()
+			// keep time coarsely rather than stop every room. A stop
+			// waits out this sleep, at most a period.
+			time.Sleep(d)
 		}
 	}
 }

@@ -448,3 +448,63 @@ func TestOpsAreSerialisedWithTicks(t *testing.T) {
 		assert.False(t, games[i].overlap.Load(), "room %d's game was entered twice at once", i)
 	}
 }
+
+// An empty room past its EmptyTimeout closes even while operations keep
+// coming: a seat reservation held across the timeout moves the deadline on,
+// and each later turn (an operator watching the room, say) looks at the
+// timeout again instead of moving it on once more. (Found in review: the
+// room stayed open for good.)
+func TestAnEmptyRoomClosesWhileOperatorsWatchIt(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		n := newClockNode(t, 1, true)
+		n.reg.cfg.EmptyTimeout = 3 * time.Second
+		r, err := n.reg.Create(RoomOptions{Mode: "rec"})
+		require.NoError(t, err)
+		time.Sleep(2 * time.Second)
+		reserved, err := n.reg.reserveSeat("rec", 0) // a join-or-create on its way at the timeout
+		require.NoError(t, err)
+		require.Same(t, r, reserved)
+		time.Sleep(1500 * time.Millisecond)
+		require.NoError(t, r.do(func() { r.reserved.Add(-1) }, time.Second)) // the join gave up
+		for range 30 {
+			time.Sleep(time.Second)
+			if isClosed(r) {
+				break
+			}
+			_, _ = r.Frame()
+		}
+		synctest.Wait()
+		assert.True(t, isClosed(r), "empty and unreserved, %v past its timeout", time.Since(r.Created())-3*time.Second)
+		n.close(t)
+	})
+}
+
+// With no room awake, no node tick looks for stuck workers: the clock still
+// does, so a slow operation in one sleeping room (a slow game call) does
+// not hold up the others' operations. (Found in review.)
+func TestASlowOperationWithNoRoomAwakeDelaysOnlyItsRoom(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		n := newClockNode(t, 1, true)
+		a, err := n.reg.Create(RoomOptions{Mode: "rec"})
+		require.NoError(t, err)
+		b, err := n.reg.Create(RoomOptions{Mode: "rec"})
+		require.NoError(t, err)
+		synctest.Wait()
+		slow := make(chan error, 1)
+		go func() { slow <- a.do(func() { time.Sleep(2 * time.Second) }, time.Second) }()
+		time.Sleep(time.Millisecond)
+		start := time.Now()
+		_, err = b.Inspect()
+		require.NoError(t, err)
+		assert.Less(t, time.Since(start), 10*time.Millisecond, "fake time: b's operation waited for a's slow turn")
+		require.NoError(t, <-slow)
+		n.close(t)
+	})
+}
+
+func TestFirstTickIsBounded(t *testing.T) {
+	n := newClockNode(t, 1, false)
+	t.Cleanup(func() { n.close(t) })
+	_, err := n.reg.Create(RoomOptions{Mode: "rec", FirstTick: 1<<63 + 5})
+	require.ErrorIs(t, err, ErrInvalidOptions)
+}

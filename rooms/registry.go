@@ -107,6 +107,8 @@ func (g *Registry) createLocked(opts RoomOptions) (*Room, error) {
 		return nil, fmt.Errorf("%w: %q (this server runs %s)", ErrUnknownMode, opts.Mode, strings.Join(g.Modes(), ", "))
 	case opts.MaxPlayers < 0 || opts.MaxPlayers > g.cfg.MaxRoomSize:
 		return nil, fmt.Errorf("%w: MaxPlayers %d must be in 0..%d", ErrInvalidOptions, opts.MaxPlayers, g.cfg.MaxRoomSize)
+	case opts.FirstTick > maxFirstTick:
+		return nil, fmt.Errorf("%w: FirstTick %d must be at most %d", ErrInvalidOptions, opts.FirstTick, uint64(maxFirstTick))
 	case len(g.rooms) >= g.cfg.MaxRooms:
 		return nil, fmt.Errorf("%w: at most %d", ErrTooManyRooms, g.cfg.MaxRooms)
 	}
@@ -305,6 +307,10 @@ func (s *session) Join(req wire.Join) (wire.Joined, error) {
 	}
 	return joined, nil
 }
+
+// maxFirstTick bounds RoomOptions.FirstTick so that a room's schedule
+// (Room.base) fits an int64: at 1,000 Hz that is 146 million years of ticks.
+const maxFirstTick = 1 << 62
 
 // joinOrCreateAttempts bounds how often join-or-create moves on to another
 // room after its reserved seat was taken.

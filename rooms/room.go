@@ -61,7 +61,7 @@ type Room struct {
 	slot      int         // index in clock.awake; guarded by the clock's mu
 
 	seats    atomic.Int32 // members, for the registry's free-seat search
-	reserved atomic.Int32 // seats promised to joins on their way, guarded by reg.mu
+	reserved atomic.Int32 // seats promised to joins on their way; taken under reg.mu, given back by the join
 	isPaused atomic.Bool  // mirrors paused, for readers
 	messages messageQueue
 	stats    TickStats
@@ -70,6 +70,7 @@ type Room struct {
 	// The room's turn only (one worker at a time: see turn.go).
 	awake       bool        // ticked by the clock; false while the room sleeps
 	woke        bool        // woken since the last tick: the slots it slept through are not overruns
+	wokeAt      uint64      // the node tick it woke at; slots up to it were slept through
 	expiry      *time.Timer // a sleeping room's empty timeout
 	expiryAt    time.Time
 	game        sim.Game
@@ -172,9 +173,9 @@ func (r *Room) Players() int { return int(r.seats.Load()) }
 func (r *Room) Created() time.Time { return r.created }
 
 // Start returns the instant of the room's tick 0 on the node clock: its
-// tick n is due at Start() plus n periods (the first tick was due within a
-// period after Created, or, for a room that started at a later tick number,
-// as many periods earlier).
+// tick n is due at Start() plus n periods. A room's schedule is set when it
+// first wakes (its first join), so that its first tick, RoomOptions.FirstTick,
+// runs at the next node tick.
 func (r *Room) Start() time.Time {
 	return r.reg.clock.origin.Add(time.Duration(r.base.Load()) * r.period)
 }

@@ -75,7 +75,11 @@ func (r *Room) turn() {
 		r.tickAt(k, now)
 		ticked = true
 	}
-	if (ticked || r.expiryDue.Swap(false)) && r.expired(now) {
+	// A sleeping room checks its timeout in every turn: settle below moves
+	// a passed deadline on (for a seat reservation), which must not happen
+	// without a look at expired.
+	due := r.expiryDue.Swap(false)
+	if (ticked || due || !r.awake) && r.expired(now) {
 		r.finish()
 		return
 	}
@@ -89,11 +93,13 @@ func (r *Room) turn() {
 func (r *Room) tickAt(k uint64, now time.Time) {
 	skipped := k - r.ranTo.Load() - 1
 	if r.woke {
-		r.stats.Slept.Add(skipped)
+		// Slept through up to the node tick it woke at; late after that.
+		slept := min(skipped, r.wokeAt-min(r.wokeAt, r.ranTo.Load()))
+		r.stats.Slept.Add(slept)
+		skipped -= slept
 		r.woke = false
-	} else {
-		r.stats.Overruns.Add(skipped)
 	}
+	r.stats.Overruns.Add(skipped)
 	r.ranTo.Store(k)
 	r.stats.Lateness.Record(now.Sub(r.reg.clock.due(k)))
 	r.step(uint64(int64(k)-r.base.Load()), now)
@@ -114,6 +120,7 @@ func (r *Room) settle(now time.Time) {
 	switch {
 	case wantAwake && !r.awake:
 		r.awake, r.woke = true, true
+		r.wokeAt = r.reg.clock.tickAt(now)
 		if r.stats.Ticks.Load() == 0 {
 			r.align(now) // a room that never ticked starts at its first tick
 		}
