@@ -63,9 +63,14 @@ func main() {
 	roomCount := flag.Int("rooms", 100, "rooms to run")
 	players := flag.Int("players", 2, "loopback clients per room, each sending an input per tick")
 	held := flag.Int("held", 0, "players per room that join and drop at once, their seats held for the run")
+	bare := flag.Bool("bare", false, "measure only this machine's wake-up precision: one goroutine sleeping to each tick (a Go timer to 2 ms before it, then nanosleep), nothing else running")
 	duration := flag.Duration("duration", time.Minute, "how long to measure")
 	tickRate := flag.Int("tick-rate", 60, "ticks per second")
 	flag.Parse()
+	if *bare {
+		bareWakeups(*tickRate, *duration)
+		return
+	}
 	if *roomCount < 1 || *players < 0 || *held < 0 || *players+*held == 0 || *duration <= 0 {
 		log.Fatal("ticktiming: -rooms must be positive, -players and -held not negative and not both 0 (an empty room sleeps), -duration positive")
 	}
@@ -202,6 +207,41 @@ func snapshotHistogram(h *rooms.Histogram) *rooms.Histogram {
 // subtract returns h minus an earlier copy of it.
 func subtract(h, earlier *rooms.Histogram) *rooms.Histogram {
 	return rooms.HistogramDiff(h, earlier)
+}
+
+// bareWakeups prints how late one goroutine wakes for each tick of a
+// fixed-rate schedule when nothing else runs: the floor under any tick
+// scheduler's lateness on this machine (a virtual machine's idle vCPU
+// wakes late when its host is busy).
+func bareWakeups(rate int, duration time.Duration) {
+	period := time.Second / time.Duration(rate)
+	var late rooms.Histogram
+	start := time.Now()
+	timer := time.NewTimer(time.Hour)
+	for k := 1; ; k++ {
+		due := start.Add(time.Duration(k) * period)
+		if due.Sub(start) > duration {
+			break
+		}
+		if d := time.Until(due) - 2*time.Millisecond; d > 0 {
+			timer.Reset(d)
+			<-timer.C
+		}
+		if d := time.Until(due); d > 0 {
+			ts := syscall.NsecToTimespec(int64(d))
+			for syscall.Nanosleep(&ts, &ts) == syscall.EINTR {
+			}
+		}
+		late.Record(time.Since(due))
+	}
+	us := func(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
+	enc := json.NewEncoder(os.Stdout)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(map[string]any{
+		"bare": true, "tick_rate": rate, "wakeups": late.Count(),
+		"lateness_p50_us": us(late.Quantile(0.5)), "lateness_p99_us": us(late.Quantile(0.99)),
+		"lateness_max_us": us(late.Max()),
+	})
 }
 
 // joinAndDrop seats a player in r over a raw WebSocket and drops the
