@@ -228,9 +228,7 @@ func bareWakeups(rate int, duration time.Duration) {
 			<-timer.C
 		}
 		if d := time.Until(due); d > 0 {
-			ts := syscall.NsecToTimespec(int64(d))
-			for syscall.Nanosleep(&ts, &ts) == syscall.EINTR {
-			}
+			sleepPrecisely(d)
 		}
 		late.Record(time.Since(due))
 	}
