@@ -1,0 +1,120 @@
+package client
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/gobwas/ws"
+
+	"github.com/tickroom/tickroom/netcode/internal/wsframe"
+	"github.com/tickroom/tickroom/netcode/wire"
+)
+
+// This file holds dialling: the WebSocket upgrade, the Hello and Welcome,
+// and installing a new connection.
+
+// Dial connects to a tickroom server at url (ws://host:port/ws), performs the
+// handshake and starts the client's goroutine.
+func Dial(ctx context.Context, url string, cfg Config) (*Client, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	c := &Client{
+		url:     url,
+		cfg:     cfg,
+		log:     log,
+		done:    make(chan struct{}),
+		closeCh: make(chan struct{}),
+		events:  make(chan Event, cfg.EventBuffer),
+		pending: make(map[uint32]chan reply),
+		pings:   make(map[int64]chan reply),
+	}
+	conn, w, err := c.dial(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c.conn, c.welcome = conn, w
+	go c.run(conn)
+	return c, nil
+}
+
+// dial connects and performs the Hello/Welcome handshake.
+func (c *Client) dial(ctx context.Context) (*connection, wire.Welcome, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.DialTimeout)
+	defer cancel()
+	nc, br, _, err := ws.Dialer{}.Dial(ctx, c.url)
+	if err != nil {
+		return nil, wire.Welcome{}, fmt.Errorf("client: dial %s: %w", c.url, err)
+	}
+	if tc, ok := nc.(*net.TCPConn); ok {
+		_ = tc.SetNoDelay(true)
+	}
+	// Buffered, so a snapshot's header and payload cost one read syscall.
+	if br == nil {
+		br = bufio.NewReaderSize(nc, 1024)
+	} // else buffered already, and holds what the server sent right after the handshake
+	conn := &connection{
+		nc:  nc,
+		br:  br,
+		rd:  wsframe.NewReader(br, c.cfg.MaxMessageSize, false),
+		enc: wire.NewEncoder(),
+	}
+	deadline, _ := ctx.Deadline()
+	_ = nc.SetDeadline(deadline)
+	fail := func(err error) (*connection, wire.Welcome, error) {
+		nc.Close()
+		return nil, wire.Welcome{}, err
+	}
+	if err := c.writeTo(conn, conn.enc.Hello(wire.Hello{Version: wire.Version, Client: c.cfg.Name})); err != nil {
+		return fail(fmt.Errorf("client: send hello: %w", err))
+	}
+	dec := wire.NewDecoder()
+	var m wire.ServerMessage
+	for {
+		op, p, err := conn.rd.Next()
+		if err != nil {
+			return fail(fmt.Errorf("client: handshake with %s: %w", c.url, err))
+		}
+		switch op {
+		case ws.OpClose:
+			code, reason, _ := wsframe.ParseClose(p)
+			return fail(fmt.Errorf("client: handshake with %s: server closed: %d %s", c.url, code, reason))
+		case ws.OpBinary:
+		default:
+			continue
+		}
+		if err := dec.DecodeServer(p, &m); err != nil {
+			return fail(fmt.Errorf("client: handshake with %s: %w", c.url, err))
+		}
+		switch m.Type {
+		case wire.TypeWelcome:
+			_ = nc.SetDeadline(time.Time{})
+			conn.writeDeadline = time.Time{} // the next write sets its own
+			if c.cfg.Poller != nil {
+				if err := c.cfg.Poller.prepare(c, conn); err != nil {
+					return fail(err)
+				}
+			}
+			return conn, m.Welcome, nil
+		case wire.TypeError:
+			return fail(fmt.Errorf("client: handshake with %s: %w", c.url, &wire.ErrorReply{Code: m.Error.Code, Message: m.Error.Message}))
+		}
+	}
+}
+
+func (c *Client) install(conn *connection, w wire.Welcome) {
+	c.mu.Lock()
+	c.conn, c.welcome = conn, w
+	c.mu.Unlock()
+	c.stateMu.Lock()
+	c.state.Tick = 0 // the server starts a resumed seat with a full snapshot
+	c.stateMu.Unlock()
+}
