@@ -1257,7 +1257,7 @@ func TestMetricsFollowPlayers(t *testing.T) {
 		`tickroom_bytes_total{direction="in"}`, `tickroom_bytes_total{direction="out"}`,
 		`tickroom_messages_total{direction="in"}`, `tickroom_messages_total{direction="out"}`,
 		"tickroom_snapshot_bytes_count", "tickroom_snapshot_bytes_sum", "tickroom_tick_duration_seconds_count",
-		`tickroom_connections_accepted_total`,
+		`tickroom_connections_accepted_total`, "tickroom_clock_ticks_total", "tickroom_clock_lateness_seconds_count",
 	} {
 		assert.Greater(t, m2.get(t, name), m0.get(t, name), name)
 	}

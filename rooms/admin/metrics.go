@@ -30,6 +30,8 @@ type collector struct {
 	snapshotBytes, snapshotsReplaced            *prometheus.Desc
 	bytes, messages                             *prometheus.Desc
 	disconnects, handshakeFailures, accepted    *prometheus.Desc
+	clockTicks, clockOverruns, clockLateness    *prometheus.Desc
+	clockHelpers                                *prometheus.Desc
 }
 
 func newCollector(reg *rooms.Registry, srv *netcode.Server) *collector {
@@ -47,7 +49,11 @@ func newCollector(reg *rooms.Registry, srv *netcode.Server) *collector {
 		ticks:             d("ticks_total", "Room ticks run."),
 		overruns:          d("tick_overruns_total", "Tick slots skipped because a room fell a period or more behind."),
 		tickDuration:      d("tick_duration_seconds", "How long a room's tick took."),
-		tickLateness:      d("tick_lateness_seconds", "How late a room's tick started against its schedule."),
+		tickLateness:      d("tick_lateness_seconds", "How late a room's tick started against its node tick: the clock's own lateness plus the wait for a worker while earlier rooms of the same node tick ran."),
+		clockTicks:        d("clock_ticks_total", "Node ticks the node clock released to its rooms."),
+		clockOverruns:     d("clock_overruns_total", "Node ticks skipped because the node clock woke a period or more late."),
+		clockLateness:     d("clock_lateness_seconds", "How late the node clock released each node tick: the precision of the node's one wait."),
+		clockHelpers:      d("clock_helpers_total", "Helper workers started because workers were stuck in slow rooms."),
 		inputDepth:        d("input_queue_depth", "Inputs waiting in players' queues at each room's latest tick, summed over rooms."),
 		inputDepthMax:     d("input_queue_depth_max", "The fullest player input queue at any room's latest tick."),
 		inputsDropped:     d("inputs_dropped_total", "Inputs dropped: a player's queue was full (queue_full) or the client exceeded its rate (rate_limited).", "reason"),
@@ -99,6 +105,10 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.overruns, node.Overruns)
 	ch <- durationHistogram(c.tickDuration, &node.Duration)
 	ch <- durationHistogram(c.tickLateness, &node.Lateness)
+	counter(c.clockTicks, node.NodeTicks)
+	counter(c.clockOverruns, node.NodeOverruns)
+	counter(c.clockHelpers, node.Helpers)
+	ch <- durationHistogram(c.clockLateness, &node.ClockLateness)
 
 	counts, sum := node.SnapshotBytes.Counts()
 	buckets := make(map[float64]uint64, rooms.SizeBuckets-1)
