@@ -103,8 +103,9 @@ type Conn struct {
 	// not go through whole, it leaves the rest in handoffRest, sets handoff
 	// and wakes the writer goroutine, which then owns the socket and
 	// finishes the frame before anything else.
-	owner   atomic.Int32
-	handoff atomic.Bool
+	owner    atomic.Int32
+	handoff  atomic.Bool
+	writable atomic.Bool // the upgrade's response is written: the fast paths may write
 	// queued counts control frames queued and not yet written: unlike the
 	// queue's length, it still counts a frame the writer has taken but not
 	// written, so the fast path cannot overtake it.

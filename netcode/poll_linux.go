@@ -39,6 +39,7 @@ type poller struct {
 	srv      *Server
 	set      *epoll.Set
 	readBuf  []byte      // loop only
+	ticking  bool        // loop only: the last pass was a tick's
 	ds       decodeState // loop only
 	loopDone chan struct{}
 	// Reading on tick (Server.readOnTick): the handler's tick asks for a
@@ -233,9 +234,15 @@ func (p *poller) loop() {
 // in the kernel until the tick that applies them, so the whole node reads
 // once a tick, with one readiness poll, instead of waking for every few
 // inputs as they arrive. The fallback keeps requests answered within
-// maxReadWait between ticks.
+// maxReadWait between ticks (a quarter more while ticks come).
 func (p *poller) tickPass(ids []uint64, fallback *time.Timer) error {
-	fallback.Reset(p.srv.readEvery)
+	// While ticks come, a quarter more before the fallback: a tick a little
+	// late must not find that a fallback pass has just run.
+	wait := p.srv.readEvery
+	if p.ticking {
+		wait += wait / 4
+	}
+	fallback.Reset(wait)
 	ticked := false
 	select {
 	case <-p.tickReq:
@@ -256,6 +263,7 @@ func (p *poller) tickPass(ids []uint64, fallback *time.Timer) error {
 			break
 		}
 	}
+	p.ticking = ticked
 	if ticked {
 		p.tickDone <- struct{}{} // capacity 1, and one request at a time
 	}

@@ -148,7 +148,8 @@ func (m *ReadMode) UnmarshalText(b []byte) error {
 
 // maxReadWait bounds how long a request waits to be read with ReadOnTick,
 // whatever the tick rate: at 60 Hz the ticks' reads meet it; a slower tick
-// rate (a turn-based game at 1 Hz) gets reads in between.
+// rate (a turn-based game at 1 Hz) gets reads in between. (While ticks come
+// but late, a quarter more: see tickPass.)
 const maxReadWait = time.Second / 60
 
 // TickReader is implemented by a Handler that runs on ticks and wants its
@@ -158,7 +159,8 @@ type TickReader interface {
 	// connection that has data and returns when that is done (its
 	// Session.Input calls made). The handler calls it once per tick, just
 	// before the tick, from one goroutine at a time. NewServer calls
-	// ReadBeforeTicks once.
+	// ReadBeforeTicks once; a handler serves one Server this way (a
+	// second Server's read would replace the first's).
 	ReadBeforeTicks(read func())
 }
 
@@ -170,7 +172,7 @@ func (c *ServerConfig) validate() error {
 		}
 	}
 	check(len(c.Path) > 0 && c.Path[0] == '/', "Path %q must start with /", c.Path)
-	check(c.TickRate > 0, "TickRate %d must be positive", c.TickRate)
+	check(c.TickRate > 0 && c.TickRate <= 10_000, "TickRate %d must be in 1..10000", c.TickRate)
 	check(c.MaxMessageSize >= 64, "MaxMessageSize %d must be at least 64", c.MaxMessageSize)
 	check(c.MaxRoomMessage > 0 && c.MaxRoomMessage < c.MaxMessageSize, "MaxRoomMessage %d must be positive and below MaxMessageSize", c.MaxRoomMessage)
 	check(c.HandshakeTimeout > 0, "HandshakeTimeout must be positive")

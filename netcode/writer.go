@@ -27,12 +27,17 @@ type outFrame struct {
 // Send queues an encoded message for the client. msg must not be modified
 // afterwards; it may be shared by many connections. Send never blocks: if the
 // control queue is full, the client is too slow and is disconnected with
-// wire.CloseSlowConsumer.
+// wire.CloseSlowConsumer. When nothing is queued ahead of it and no one is
+// writing, Send writes msg at once with one non-blocking write, as the
+// snapshot fast path does, sparing the writer goroutine's start.
 func (c *Conn) Send(msg []byte) {
 	select {
 	case <-c.closing:
 		return
 	default:
+	}
+	if c.sendDirect(msg) {
+		return
 	}
 	if !c.enqueue(outFrame{op: ws.OpBinary, data: msg}) {
 		c.srv.stats.SlowConsumers.Add(1)
@@ -77,6 +82,7 @@ func (c *Conn) writerReady() {
 	c.w.Lock()
 	defer c.w.Unlock()
 	c.w.ready = true
+	c.writable.Store(true)
 	c.w.lastPing = time.Now()
 	if len(c.w.queue) > 0 || c.w.snapshot || c.isClosing() {
 		c.startWriterLocked()
@@ -227,8 +233,32 @@ func (c *Conn) writeDirect(src SnapshotSource, tick uint64, ack uint32) bool {
 	s.posted = tick
 	s.mu.Unlock()
 
-	b := c.appendSnapshot(c.wbuf[:0], f, ack)
-	c.wbuf = b
+	c.wbuf = c.appendSnapshot(c.wbuf[:0], f, ack)
+	c.writeOwned(c.wbuf)
+	return true
+}
+
+// sendDirect is Send's fast path: a control message written at once when
+// the upgrade is done, nothing is queued for the client (a control frame
+// queued earlier must go first) and no one is writing. It reports false,
+// having done nothing, when the fast path does not apply.
+func (c *Conn) sendDirect(msg []byte) bool {
+	if !c.writable.Load() || !c.owner.CompareAndSwap(0, 1) {
+		return false
+	}
+	if c.raw == nil || c.queued.Load() > 0 || c.isClosing() {
+		c.disown()
+		return false
+	}
+	c.wbuf = append(wsframe.AppendHeader(c.wbuf[:0], ws.OpBinary, len(msg), nil), msg...)
+	c.writeOwned(c.wbuf)
+	return true
+}
+
+// writeOwned writes frame b on the fast path: the caller owns the socket
+// and gives it up here, or hands it, with what the socket did not take,
+// to the writer goroutine.
+func (c *Conn) writeOwned(b []byte) {
 	n, err := c.raw.WriteNonBlocking(b)
 	c.stats.BytesOut.Add(uint64(n))
 	switch {
@@ -246,7 +276,6 @@ func (c *Conn) writeDirect(src SnapshotSource, tick uint64, ack uint32) bool {
 		c.stopReading()
 		c.disown()
 	}
-	return true
 }
 
 func (c *Conn) writeSnapshot() bool {

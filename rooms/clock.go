@@ -270,9 +270,11 @@ func (c *clock) run(base int) {
 		c.release(k)
 		c.helpStuckWorkers(now, base) // after the release: a helper finds the tick's rooms queued
 		c.stats.Ticks.Add(1)
-		// Look again once a turn of this tick could be stuck. A plain
-		// timer: a look a millisecond late costs nothing but that.
-		timer.Reset(time.Until(c.due(k).Add(c.stuckAfter)))
+		// Look again once a turn of this tick could be stuck: stuckAfter
+		// after the release, not after the due time, which a long read
+		// may have used up. A plain timer: a look a millisecond late costs
+		// nothing but that.
+		timer.Reset(c.stuckAfter)
 		select {
 		case now = <-timer.C:
 		case <-c.stop:

@@ -508,3 +508,25 @@ func TestFirstTickIsBounded(t *testing.T) {
 	_, err := n.reg.Create(RoomOptions{Mode: "rec", FirstTick: 1<<63 + 5})
 	require.ErrorIs(t, err, ErrInvalidOptions)
 }
+
+// A read before the node tick (netcode.TickReader) longer than stuckAfter
+// does not use up the clock's look for stuck workers: the other rooms still
+// get a helper in time. (Found in review: they lost a tick each.)
+func TestASlowRoomDelaysOnlyItselfBehindALongRead(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		n := newClockNode(t, 1, true)
+		n.reg.ReadBeforeTicks(func() { time.Sleep(time.Millisecond) })
+		period := n.reg.clock.period
+		n.room(t, RoomOptions{}, func(g *recordingGame) { g.blockAt, g.block = 5, 4*period+period/2 })
+		var others []*Room
+		for range 3 {
+			r, _ := n.room(t, RoomOptions{}, nil)
+			others = append(others, r)
+		}
+		time.Sleep(30 * period)
+		n.close(t)
+		for i, r := range others {
+			assert.Zero(t, r.Stats().Overruns.Load(), "room %d lost ticks to another room's slow step", i)
+		}
+	})
+}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -23,6 +24,9 @@ import (
 type timerfdWaiter struct {
 	file *os.File
 	raw  syscall.RawConn
+	// interrupted keeps an interrupt that lands before a wait: that
+	// wait's arming would discard the expiry the interrupt set.
+	interrupted atomic.Bool
 }
 
 func newPreciseWaiter() (waiter, error) {
@@ -54,15 +58,23 @@ func (w *timerfdWaiter) wait(d time.Duration) error {
 	if armErr != nil {
 		return fmt.Errorf("rooms: timerfd_settime: %w", armErr)
 	}
+	if w.interrupted.Swap(false) {
+		return nil // the clock looks at why, and waits again if need be
+	}
 	var readErr error
 	err := w.raw.Read(func(fd uintptr) bool {
 		var expirations [8]byte
-		_, readErr = syscall.Read(int(fd), expirations[:])
+		for {
+			_, readErr = syscall.Read(int(fd), expirations[:])
+			if !errors.Is(readErr, syscall.EINTR) {
+				break
+			}
+		}
 		if errors.Is(readErr, syscall.EAGAIN) {
 			readErr = nil
 			return false // not yet: park until the timer fires
 		}
-		return !errors.Is(readErr, syscall.EINTR)
+		return true
 	})
 	if err == nil {
 		err = readErr
@@ -74,6 +86,7 @@ func (w *timerfdWaiter) wait(d time.Duration) error {
 }
 
 func (w *timerfdWaiter) interrupt() {
+	w.interrupted.Store(true)
 	_ = w.raw.Control(func(fd uintptr) { _ = w.arm(fd, 0) })
 }
 

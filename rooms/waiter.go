@@ -6,8 +6,8 @@ import "time"
 // (sleep_linux.go), on a Go timer elsewhere and in tests, where the fake
 // clock of testing/synctest serves it.
 type waiter interface {
-	// wait returns once d has passed, or early after interrupt. The
-	// clock's goroutine calls it.
+	// wait returns once d has passed, or early after interrupt, even one
+	// that came before the wait started. The clock's goroutine calls it.
 	wait(d time.Duration) error
 	// interrupt ends the current or next wait early; any goroutine.
 	interrupt()

@@ -30,8 +30,10 @@ type Set struct {
 	epfd         int
 	wakeR, wakeW int
 	events       []syscall.EpollEvent // Wait only
-	// file is the epoll descriptor in the Go runtime's poller, for
-	// WaitParked; it owns epfd.
+	// file is the epoll descriptor in the Go runtime's poller, made by the
+	// first WaitParked (Wait goroutine only): registered there, every
+	// event of the set would wake the runtime's poller, which a set waited
+	// on with Wait(0) does not want. Once made, it owns epfd.
 	file *os.File
 	raw  syscallConn
 
@@ -56,21 +58,27 @@ func New(batch int) (*Set, error) {
 		s.closeFDs()
 		return nil, fmt.Errorf("epoll_ctl: %w", err)
 	}
-	// An epoll descriptor is itself readable while it has ready events, so
-	// the runtime's poller can wait on it: WaitParked parks the goroutine
-	// there instead of blocking a thread in epoll_wait.
-	if err := syscall.SetNonblock(epfd, true); err != nil {
-		s.closeFDs()
-		return nil, fmt.Errorf("epoll: set non-blocking: %w", err)
-	}
-	s.file = os.NewFile(uintptr(epfd), "epoll")
-	raw, err := s.file.SyscallConn()
-	if err != nil {
-		s.closeFDs()
-		return nil, fmt.Errorf("epoll: %w", err)
-	}
-	s.raw = raw
 	return s, nil
+}
+
+// park puts the epoll descriptor in the Go runtime's poller: an epoll
+// descriptor is itself readable while it has ready events.
+func (s *Set) park() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return ErrClosed
+	}
+	if err := syscall.SetNonblock(s.epfd, true); err != nil {
+		return fmt.Errorf("epoll: set non-blocking: %w", err)
+	}
+	f := os.NewFile(uintptr(s.epfd), "epoll")
+	raw, err := f.SyscallConn()
+	if err != nil {
+		return fmt.Errorf("epoll: %w", err)
+	}
+	s.file, s.raw = f, raw
+	return nil
 }
 
 // syscallConn is the part of syscall.RawConn WaitParked uses.
@@ -129,6 +137,11 @@ func (s *Set) Wake() {
 // fewer processors. The runtime's poller, which waits when the process has
 // nothing else to run, notices the set's readiness with everything else.
 func (s *Set) WaitParked(ids []uint64) (_ []uint64, woken bool, err error) {
+	if s.raw == nil {
+		if err := s.park(); err != nil {
+			return ids, false, err
+		}
+	}
 	var werr error
 	rerr := s.raw.Read(func(uintptr) bool {
 		ids, woken, werr = s.Wait(ids, 0)
