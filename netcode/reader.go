@@ -293,6 +293,9 @@ func (c *Conn) handshake(ds *decodeState) bool {
 		})
 	})
 	c.welcomed = true
+	if c.isClosing() {
+		return false // the Welcome's write failed: the peer is gone
+	}
 	c.lastDeadline = time.Now()
 	_ = c.nc.SetReadDeadline(c.srv.heartbeatDeadline(c.lastDeadline))
 	c.client = ds.msg.Hello.Client

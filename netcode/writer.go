@@ -29,7 +29,8 @@ type outFrame struct {
 // control queue is full, the client is too slow and is disconnected with
 // wire.CloseSlowConsumer. When nothing is queued ahead of it and no one is
 // writing, Send writes msg at once with one non-blocking write, as the
-// snapshot fast path does, sparing the writer goroutine's start.
+// snapshot fast path does, sparing the writer goroutine's start: so Send
+// may make one write system call on the caller's goroutine.
 func (c *Conn) Send(msg []byte) {
 	select {
 	case <-c.closing:
@@ -195,7 +196,9 @@ func (c *Conn) own() bool {
 	for {
 		if c.handoff.Load() {
 			c.handoff.Store(false)
-			return c.write(c.handoffRest)
+			rest := c.handoffRest
+			c.handoffRest = nil // do not keep an old write buffer alive
+			return c.write(rest)
 		}
 		if c.owner.CompareAndSwap(0, 1) {
 			return true

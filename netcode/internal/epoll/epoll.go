@@ -72,12 +72,16 @@ func (s *Set) park() error {
 	if err := syscall.SetNonblock(s.epfd, true); err != nil {
 		return fmt.Errorf("epoll: set non-blocking: %w", err)
 	}
+	if s.file != nil {
+		return nil // parked already
+	}
 	f := os.NewFile(uintptr(s.epfd), "epoll")
+	s.file = f // from now on f owns epfd: closeFDs closes it once, through f
 	raw, err := f.SyscallConn()
 	if err != nil {
 		return fmt.Errorf("epoll: %w", err)
 	}
-	s.file, s.raw = f, raw
+	s.raw = raw
 	return nil
 }
 
