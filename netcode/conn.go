@@ -96,6 +96,9 @@ type Conn struct {
 	pollFinish bool
 	lastRead   atomic.Int64
 	graceTimer *time.Timer
+	// redirectTimer closes a connection whose join was redirected, if the
+	// client does not (request sets it, finish stops it).
+	redirectTimer atomic.Pointer[time.Timer]
 
 	// The socket's writer: whoever holds owner (1) may write, either the
 	// writer goroutine or, on the fast path, the room offering a snapshot.
@@ -240,6 +243,9 @@ func (c *Conn) finish() {
 	<-c.writerDone
 	if c.graceTimer != nil {
 		c.graceTimer.Stop()
+	}
+	if t := c.redirectTimer.Load(); t != nil {
+		t.Stop()
 	}
 	_ = c.nc.Close()
 	cause, _ := c.endCause()

@@ -102,6 +102,11 @@ func (c *Conn) request(s Session, m *wire.ClientMessage) {
 			c.sendEncoded(func(e *wire.Encoder) []byte { return e.Joined(j) })
 			return
 		}
+		var re *RedirectError
+		if errors.As(err, &re) {
+			c.redirect(reqID, re)
+			return
+		}
 	case wire.TypeLeave:
 		err = s.Leave()
 	case wire.TypeMessage:
@@ -116,6 +121,26 @@ func (c *Conn) request(s Session, m *wire.ClientMessage) {
 		return
 	}
 	c.sendEncoded(func(e *wire.Encoder) []byte { return e.OK(wire.OK{ReqID: reqID}) })
+}
+
+// redirect answers a join with a Redirect, and closes the connection
+// RedirectGrace later unless the client, which now dials the other node,
+// closes it first.
+func (c *Conn) redirect(reqID uint32, re *RedirectError) {
+	if len(re.URL) > wire.MaxURLLength || len(re.Node) > wire.MaxIDLength {
+		c.replyError(reqID, wire.CodeInternal, "the room's node has an address too long to redirect to")
+		return
+	}
+	c.srv.stats.Redirects.Add(1)
+	c.sendEncoded(func(e *wire.Encoder) []byte {
+		return e.Redirect(wire.Redirect{ReqID: reqID, URL: re.URL, Node: re.Node})
+	})
+	t := time.AfterFunc(c.srv.cfg.RedirectGrace, func() {
+		c.Close(wire.CloseGoingAway, "redirected to node "+re.Node)
+	})
+	if old := c.redirectTimer.Swap(t); old != nil {
+		old.Stop() // a client that asked again: the newest grace counts
+	}
 }
 
 func codeOf(err error) wire.ErrorCode {

@@ -63,6 +63,10 @@ type ServerConfig struct {
 	// RequestRate and RequestBurst limit joins, leaves and room messages.
 	RequestRate  float64
 	RequestBurst int
+	// RedirectGrace is how long a connection whose join was redirected
+	// stays open for the client to close it; then the server closes it
+	// with 1001, on which older clients reconnect.
+	RedirectGrace time.Duration
 	// DisconnectLog is how many recent disconnects RecentDisconnects keeps.
 	DisconnectLog int
 	// Pollers is how many goroutines read the joined connections, on
@@ -96,6 +100,7 @@ func DefaultServerConfig() ServerConfig {
 		AbuseFactor:      4,                // 480 dropped inputs a second is nobody's honest client
 		RequestRate:      20,               // joins, leaves, chat
 		RequestBurst:     20,
+		RedirectGrace:    2 * time.Second, // a client dials the other node at once; this only catches those that ignore Redirect
 		DisconnectLog:    100,
 		Pollers:          defaultPollers(runtime.GOMAXPROCS(0)),
 		ReadMode:         ReadOnTick, // a quarter less server CPU at equal input latency (BENCHMARKS.md)
@@ -180,6 +185,7 @@ func (c *ServerConfig) validate() error {
 	check(c.HeartbeatTimeout > c.PingInterval, "HeartbeatTimeout %v must exceed PingInterval %v", c.HeartbeatTimeout, c.PingInterval)
 	check(c.WriteTimeout > 0, "WriteTimeout must be positive")
 	check(c.CloseGrace > 0, "CloseGrace must be positive")
+	check(c.RedirectGrace > 0, "RedirectGrace must be positive")
 	check(c.WriteBuffer >= 0, "WriteBuffer must not be negative")
 	check(c.ControlQueue > c.RequestBurst, "ControlQueue %d must exceed RequestBurst %d: each request's reply is queued", c.ControlQueue, c.RequestBurst)
 	check(c.InputRate > 0 && c.InputBurst > 0, "InputRate and InputBurst must be positive")
@@ -215,6 +221,7 @@ type ServerStats struct {
 	Accepted          atomic.Uint64
 	HandshakeFailures atomic.Uint64
 	SlowConsumers     atomic.Uint64
+	Redirects         atomic.Uint64 // joins answered with a Redirect to another node
 	disconnects       [numReasons]atomic.Uint64
 }
 

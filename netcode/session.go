@@ -44,6 +44,23 @@ func Reply(code wire.ErrorCode, format string, args ...any) error {
 	return &wire.ErrorReply{Code: code, Message: fmt.Sprintf(format, args...)}
 }
 
+// RedirectError answers a Join with a wire.Redirect: another node serves
+// it. Session.Join returns one, made by Redirect.
+type RedirectError struct {
+	URL  string // the node's game endpoint, ws:// or wss://
+	Node string // the node's name, for logs
+}
+
+func (e *RedirectError) Error() string {
+	return fmt.Sprintf("netcode: join redirected to node %s at %s", e.Node, e.URL)
+}
+
+// Redirect returns the error with which Session.Join sends the client to
+// the node at url. netcode answers with a wire.Redirect and closes the
+// connection with 1001 after ServerConfig.RedirectGrace, if the client has
+// not closed it by then: a client that does not know Redirect reconnects.
+func Redirect(url, node string) error { return &RedirectError{URL: url, Node: node} }
+
 // CloseError says how a connection closed.
 type CloseError struct {
 	Code   wire.CloseCode

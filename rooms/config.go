@@ -18,7 +18,8 @@ type Config struct {
 	MaxPlayers int
 	// MaxRoomSize bounds the seat count a client may ask join-or-create for.
 	MaxRoomSize int
-	// MaxRooms bounds the rooms a node runs at once.
+	// MaxRooms bounds the rooms a node runs at once. 0 makes a node that
+	// runs none: in a cluster it only routes players to other nodes.
 	MaxRooms int
 	// EmptyTimeout closes a room that has had no seats for this long.
 	EmptyTimeout time.Duration
@@ -85,7 +86,7 @@ func (c *Config) validate() error {
 	check(c.TickRate > 0 && c.TickRate <= 1000, "TickRate %d must be in 1..1000", c.TickRate)
 	check(c.MaxPlayers > 0, "MaxPlayers %d must be positive", c.MaxPlayers)
 	check(c.MaxRoomSize >= c.MaxPlayers, "MaxRoomSize %d must be at least MaxPlayers %d", c.MaxRoomSize, c.MaxPlayers)
-	check(c.MaxRooms > 0, "MaxRooms %d must be positive", c.MaxRooms)
+	check(c.MaxRooms >= 0, "MaxRooms %d must not be negative", c.MaxRooms)
 	check(c.EmptyTimeout > 0, "EmptyTimeout must be positive")
 	check(c.SeatGrace >= 0, "SeatGrace must not be negative")
 	check(c.InputQueue > 0, "InputQueue must be positive")

@@ -22,6 +22,9 @@ type Registry struct {
 	log   *slog.Logger
 	clock *clock
 
+	router     routerSlot // where joins for other nodes' rooms go (route.go)
+	routeStats routeStats
+
 	mu     sync.Mutex
 	rooms  map[string]*Room
 	order  []*Room // creation order: join-or-create fills older rooms first
@@ -264,6 +267,11 @@ func (s *session) Join(req wire.Join) (wire.Joined, error) {
 	case req.Token != "":
 		roomID, _, ok := strings.Cut(req.Token, ".")
 		r, found := s.reg.Get(roomID)
+		if ok && !found {
+			if err := s.reg.routeAway(roomID, req.Hops); err != nil {
+				return wire.Joined{}, err
+			}
+		}
 		if !ok || !found {
 			return wire.Joined{}, netcode.Reply(wire.CodeBadToken, "no seat for this reconnect token; it may have expired")
 		}
@@ -271,12 +279,21 @@ func (s *session) Join(req wire.Join) (wire.Joined, error) {
 	case req.RoomID != "":
 		r, found := s.reg.Get(req.RoomID)
 		if !found {
+			if err := s.reg.routeAway(req.RoomID, req.Hops); err != nil {
+				return wire.Joined{}, err
+			}
 			return wire.Joined{}, netcode.Reply(wire.CodeRoomNotFound, "no room %q", req.RoomID)
 		}
 		err = r.do(func() { joined, joinErr = r.join(s) }, timeout)
 	case req.Mode != "":
 		if req.MaxPlayers > uint32(s.reg.cfg.MaxRoomSize) {
 			return wire.Joined{}, netcode.Reply(wire.CodeBadRequest, "rooms of %d seats asked for; this server allows at most %d", req.MaxPlayers, s.reg.cfg.MaxRoomSize)
+		}
+		if _, known := s.reg.cfg.Modes[req.Mode]; !known {
+			return wire.Joined{}, replyFor(fmt.Errorf("%w: %q (this server runs %s)", ErrUnknownMode, req.Mode, strings.Join(s.reg.Modes(), ", ")))
+		}
+		if err := s.reg.placeAway(req.Mode, int(req.MaxPlayers), req.Hops); err != nil {
+			return wire.Joined{}, err
 		}
 		// A reserved seat can still be taken first by a join by room id:
 		// then try the next room with a free seat.

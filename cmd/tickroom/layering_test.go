@@ -30,9 +30,10 @@ func TestDependenciesPointOneWay(t *testing.T) {
 		"bots":    {"rooms", "cluster", "cmd"},
 	}
 	// Tests may reach further for real things to test against: the bots'
-	// tests run a real in-process server.
+	// tests run a real in-process server; the cluster's tests run bots.
 	testAllowed := map[string][]string{
-		"bots": {"rooms"},
+		"bots":    {"rooms"},
+		"cluster": {"bots"},
 	}
 	// Third-party modules the library may use; anything new must be added
 	// here on purpose, with its reason in the commit.
@@ -44,7 +45,8 @@ func TestDependenciesPointOneWay(t *testing.T) {
 		"github.com/prometheus/client_golang", // the admin listener's /metrics
 		"github.com/chromedp/chromedp",        // the dashboard's browser test
 		"github.com/chromedp/cdproto",
-		"golang.org/x/sys/unix", // timerfd for the node clock; the standard syscall package lacks it
+		"golang.org/x/sys/unix",           // timerfd for the node clock; the standard syscall package lacks it
+		"github.com/hashicorp/memberlist", // the cluster's gossip membership (SWIM + Lifeguard)
 	}
 
 	checked := 0

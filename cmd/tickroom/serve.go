@@ -12,6 +12,7 @@ import (
 	"runtime/pprof"
 	"time"
 
+	"github.com/tickroom/tickroom/cluster"
 	"github.com/tickroom/tickroom/netcode"
 	"github.com/tickroom/tickroom/rooms"
 	"github.com/tickroom/tickroom/rooms/admin"
@@ -28,6 +29,7 @@ type serveConfig struct {
 	net             netcode.ServerConfig
 	rooms           rooms.Config
 	admin           admin.Config
+	cluster         *cluster.Config // nil: the node runs alone
 }
 
 func parseServeFlags(args []string, stderr io.Writer) (*serveConfig, error) {
@@ -65,7 +67,13 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveConfig, error) {
 	fs.Float64Var(&n.InputRate, "input-rate", n.InputRate, "inputs per second a client may send; the excess is dropped")
 	fs.IntVar(&n.InputBurst, "input-burst", n.InputBurst, "inputs a client may send in a burst above the rate")
 
+	cf := registerClusterFlags(fs)
+
 	if err := parseArgs(fs, args); err != nil {
+		return nil, err
+	}
+	var err error
+	if cfg.cluster, err = cf.config(); err != nil {
 		return nil, err
 	}
 	if cfg.logFormat != "text" && cfg.logFormat != "json" {
@@ -118,28 +126,61 @@ func runNode(ctx context.Context, cfg *serveConfig, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	// The admin listener comes up first, so that /healthz answers while the
-	// node starts and /readyz says it is not ready yet.
-	var adm *admin.Server
-	adminErr := make(chan error, 1)
+	// Both listeners are bound first: a cluster member gossips the
+	// addresses they actually got (a port of 0 included).
+	var aln net.Listener
 	if cfg.adminListen != "" {
-		cfg.admin.Logger = log.With("component", "admin")
-		if adm, err = admin.New(cfg.admin, reg, srv); err != nil {
+		if aln, err = admin.Listen(cfg.adminListen, cfg.admin.Token); err != nil {
 			return err
 		}
-		aln, err := admin.Listen(cfg.adminListen, cfg.admin.Token)
-		if err != nil {
-			return err
-		}
-		log.Info("admin listening", "url", fmt.Sprintf("http://%s/", aln.Addr()), "addr", aln.Addr().String(), "token", cfg.admin.Token != "")
-		go func() { adminErr <- adm.Serve(aln) }()
 	}
 	ln, err := net.Listen("tcp", cfg.listen)
 	if err != nil {
-		if adm != nil {
-			_ = adm.Shutdown(context.Background())
+		if aln != nil {
+			_ = aln.Close()
 		}
 		return fmt.Errorf("listen: %w", err)
+	}
+	closeListeners := func() {
+		_ = ln.Close()
+		if aln != nil {
+			_ = aln.Close()
+		}
+	}
+	var node *cluster.Node
+	if cfg.cluster != nil {
+		cc := *cfg.cluster
+		cc.Logger = log.With("component", "cluster")
+		if err := cc.FillURLs(ln.Addr().String(), addrOf(aln), cfg.net.Path); err != nil {
+			closeListeners()
+			return err
+		}
+		if node, err = cluster.New(cc, reg); err != nil {
+			closeListeners()
+			return err
+		}
+		reg.SetRouter(node)
+		defer func() {
+			if err := node.Close(time.Second); err != nil {
+				log.Warn("leaving the cluster", "err", err)
+			}
+		}()
+	}
+	// The admin listener serves first, so that /healthz answers while the
+	// node starts and /readyz says it is not ready yet.
+	var adm *admin.Server
+	adminErr := make(chan error, 1)
+	if aln != nil {
+		cfg.admin.Logger = log.With("component", "admin")
+		if adm, err = admin.New(cfg.admin, reg, srv); err != nil {
+			closeListeners()
+			return err
+		}
+		if node != nil {
+			adm.SetCluster(node)
+		}
+		log.Info("admin listening", "url", fmt.Sprintf("http://%s/", aln.Addr()), "addr", aln.Addr().String(), "token", cfg.admin.Token != "")
+		go func() { adminErr <- adm.Serve(aln) }()
 	}
 	log.Info("tickroom serving",
 		"url", fmt.Sprintf("ws://%s%s", ln.Addr(), cfg.net.Path),
@@ -151,6 +192,9 @@ func runNode(ctx context.Context, cfg *serveConfig, log *slog.Logger) error {
 	go func() { serveErr <- srv.Serve(ln) }()
 	if adm != nil {
 		adm.SetReady(true)
+	}
+	if node != nil {
+		node.SetReady(true)
 	}
 
 	var failed error
@@ -165,6 +209,9 @@ func runNode(ctx context.Context, cfg *serveConfig, log *slog.Logger) error {
 	log.Info("shutting down", "timeout", cfg.shutdownTimeout)
 	if adm != nil {
 		adm.SetReady(false)
+	}
+	if node != nil {
+		node.SetReady(false) // placement stops sending players here
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.shutdownTimeout)
 	defer cancel()
@@ -185,6 +232,14 @@ func runNode(ctx context.Context, cfg *serveConfig, log *slog.Logger) error {
 	}
 	log.Info("shut down cleanly")
 	return nil
+}
+
+// addrOf returns ln's address, or "" for no listener.
+func addrOf(ln net.Listener) string {
+	if ln == nil {
+		return ""
+	}
+	return ln.Addr().String()
 }
 
 // startCPUProfile profiles the process's CPU into path until stop is called;

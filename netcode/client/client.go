@@ -4,6 +4,23 @@
 // abnormal drop reconnects with exponential backoff and jitter and resumes its
 // seat with the reconnect token.
 //
+// Clusters: a node that does not host the room a Join asks for answers it
+// with a wire.Redirect to the node that does. The client follows it at
+// once, without backoff: it dials the node, sends the same Join there with
+// wire.Join.Hops one higher, and once that node seats the player it makes
+// the new connection its own, closes the old one normally (close code
+// 1000; no EventDisconnected, no reconnect) and returns the seat. It
+// follows at most wire.MaxHops redirects per Join (ErrTooManyRedirects);
+// when a redirect cannot be followed the Join fails and the client stays on
+// the connection it had. Resuming a seat after a drop follows redirects the
+// same way, so a token resumes through any node of the cluster. The client
+// remembers its current host, the URL it is connected to after redirects:
+// after a drop it dials that host first, and when a dial fails it tries the
+// URL given to Dial and then each of Config.Seeds, in turn, on the
+// following attempts, with the usual backoff between them. A resume
+// answered with wire.CodeRoomMoving (the room is between hosts) is retried
+// like a network error.
+//
 // Goroutines: a Client owns one goroutine, started by Dial and stopped and
 // waited for by Close. It reads from the connection, answers the server's
 // pings, delivers replies to waiting requests, applies snapshots and calls
@@ -11,7 +28,9 @@
 // Config.Poller set (Linux), a Poller's goroutine does the reading, for
 // many clients at once, and the client's own goroutine only waits and
 // reconnects. Methods are safe for concurrent use; they write to the socket
-// under a mutex.
+// under a mutex. A Join that is redirected dials and handshakes the new
+// connection on the caller's goroutine, which owns it until it hands it to
+// the client's goroutine (see Client.switchTo).
 package client
 
 import (
@@ -43,6 +62,9 @@ var (
 	ErrPollerClosed = errors.New("client: poller closed")
 	// ErrPollerUnsupported: NewPoller needs Linux (epoll).
 	ErrPollerUnsupported = errors.New("client: pollers need Linux")
+	// ErrTooManyRedirects: a Join (or a resume) was redirected again after
+	// following wire.MaxHops redirects.
+	ErrTooManyRedirects = errors.New("client: too many redirects")
 )
 
 // closeWait is how long Close waits for the server to echo the close.
@@ -101,12 +123,13 @@ type Stats struct {
 	Snapshots         atomic.Uint64
 	Drops             atomic.Uint64 // abnormal disconnects
 	Resumes           atomic.Uint64 // successful seat resumes
+	Redirects         atomic.Uint64 // redirects followed: the target was dialed and greeted
 	EventsDropped     atomic.Uint64
 }
 
 // Client is a connection to a tickroom server.
 type Client struct {
-	url  string
+	url  string // as given to Dial
 	cfg  Config
 	log  *slog.Logger
 	done chan struct{} // closed when the client's goroutine has exited
@@ -117,14 +140,19 @@ type Client struct {
 	closeCh chan struct{} // closed by Close
 	reqID   atomic.Uint32
 
-	mu      sync.Mutex // guards the fields below; never held across a socket write
-	conn    *connection
+	mu      sync.Mutex  // guards the fields below; never held across a socket write
+	conn    *connection // the connection requests go to; nil while reconnecting
+	host    string      // the URL conn (or, reconnecting, the last one) is connected to
 	welcome wire.Welcome
-	pending map[uint32]chan reply
-	pings   map[int64]chan reply
+	pending map[uint32]waiter
+	pings   map[int64]waiter
 	seat    *Joined
 	seq     uint32
 	err     error // why the client closed
+	// handoff is the connection a redirected Join switched to while the
+	// client's goroutine still reads the one before (retired): that
+	// goroutine takes it once the retired connection has ended.
+	handoff *connection
 
 	stateMu sync.Mutex
 	state   Snapshot // written only by the client's goroutine
@@ -147,12 +175,40 @@ type connection struct {
 
 	polled  *polled        // with Config.Poller: the poller's state for this connection
 	writers sync.WaitGroup // writes the poller handed off (pongs, the close echo)
+
+	// closeSent is set, under wmu, once the client has sent its close
+	// frame: nothing more is written. leaveBy, set under wmu before
+	// leaving is closed, is how long the reader then waits for the echo.
+	closeSent bool
+	leaveBy   time.Time
+	leaving   chan struct{}
+
+	// retired, guarded by Client.mu, marks a connection that a redirected
+	// Join replaced by Client.handoff: its end is no drop.
+	retired bool
+}
+
+// isLeaving reports whether the client has sent its close on conn.
+func (conn *connection) isLeaving() bool {
+	select {
+	case <-conn.leaving:
+		return true
+	default:
+		return false
+	}
+}
+
+// waiter is a request waiting for its reply, and the connection it was sent on.
+type waiter struct {
+	ch   chan reply
+	conn *connection
 }
 
 type reply struct {
-	joined *Joined
-	err    error
-	pong   wire.Pong
+	joined   *Joined
+	redirect *wire.Redirect
+	err      error
+	pong     wire.Pong
 }
 
 // Welcome returns what the server announced in its Welcome.
@@ -223,18 +279,30 @@ func (c *Client) Close() error {
 	conn := c.conn
 	c.mu.Unlock()
 	if conn != nil {
-		conn.wmu.Lock()
-		_ = c.writeFrame(conn, ws.OpClose, wsframe.CloseBody(uint16(wire.CloseNormal), "client closed"))
-		// The server echoes the close; give it a moment, then cut.
-		_ = conn.nc.SetReadDeadline(time.Now().Add(closeWait))
-		conn.wmu.Unlock()
+		c.leave(conn, "client closed")
 	}
 	<-c.done
 	return nil
 }
 
+// leave sends a normal close (1000) on conn, once; whoever reads conn then
+// waits closeWait for the server's echo, and cuts. Any goroutine.
+func (c *Client) leave(conn *connection, reason string) {
+	conn.wmu.Lock()
+	defer conn.wmu.Unlock()
+	if conn.closeSent {
+		return
+	}
+	_ = c.writeFrame(conn, ws.OpClose, wsframe.CloseBody(uint16(wire.CloseNormal), reason))
+	conn.closeSent = true
+	conn.leaveBy = time.Now().Add(closeWait)
+	_ = conn.nc.SetReadDeadline(conn.leaveBy)
+	close(conn.leaving)
+}
+
 // run is the client's goroutine: read until the connection ends, then
-// reconnect or finish.
+// switch to the connection a redirected Join handed off, reconnect, or
+// finish.
 func (c *Client) run(conn *connection) {
 	defer close(c.done)
 	for {
@@ -245,14 +313,26 @@ func (c *Client) run(conn *connection) {
 			cause = c.readLoop(conn)
 		}
 		c.mu.Lock()
-		c.conn = nil
-		c.failPending(fmt.Errorf("%w: %w", ErrNotConnected, cause))
+		retired, next := conn.retired, c.handoff
+		if retired {
+			c.handoff = nil // c.conn is next already
+		} else {
+			c.conn = nil
+		}
+		c.failPending(conn, fmt.Errorf("%w: %w", ErrNotConnected, cause))
 		seat := c.seat
 		c.mu.Unlock()
 		conn.wmu.Lock()
 		_ = conn.nc.Close()
 		conn.wmu.Unlock()
 		conn.writers.Wait() // they fail at once on the closed socket
+
+		if retired {
+			c.log.Debug("switched to the redirect's connection", "old", cause)
+			c.resetState()
+			conn = next
+			continue
+		}
 
 		if c.closing.Load() || !reconnectable(cause) || c.cfg.Reconnect.Attempts == 0 {
 			c.finish(cause)
@@ -288,20 +368,25 @@ func (c *Client) finish(cause error) {
 	}
 	err := c.err
 	c.seat = nil
-	c.failPending(fmt.Errorf("%w: %w", ErrClosed, err))
+	c.failPending(nil, fmt.Errorf("%w: %w", ErrClosed, err))
 	c.mu.Unlock()
 	c.emit(Event{Kind: EventClosed, Err: err})
 }
 
-// failPending fails every waiting request. c.mu must be held.
-func (c *Client) failPending(err error) {
-	for id, ch := range c.pending {
-		ch <- reply{err: err}
-		delete(c.pending, id)
+// failPending fails the requests waiting for a reply on conn, or every
+// waiting request if conn is nil. c.mu must be held.
+func (c *Client) failPending(conn *connection, err error) {
+	for id, w := range c.pending {
+		if conn == nil || w.conn == conn {
+			w.ch <- reply{err: err}
+			delete(c.pending, id)
+		}
 	}
-	for k, ch := range c.pings {
-		ch <- reply{err: err}
-		delete(c.pings, k)
+	for k, w := range c.pings {
+		if conn == nil || w.conn == conn {
+			w.ch <- reply{err: err}
+			delete(c.pings, k)
+		}
 	}
 }
 

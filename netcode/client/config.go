@@ -3,6 +3,7 @@ package client
 import (
 	"errors"
 	"log/slog"
+	"slices"
 	"time"
 )
 
@@ -34,6 +35,16 @@ type Config struct {
 	MaxMessageSize int
 	// Reconnect sets reconnection after abnormal drops.
 	Reconnect ReconnectConfig
+	// Seeds are further URLs of the same cluster as the one given to Dial
+	// (ws://host:port/ws), where the client reconnects when its own node
+	// is gone. The client remembers its current host: the URL it is
+	// connected to, which after a redirected Join is the node that seated
+	// it. After a drop it dials the current host first; each time a dial
+	// fails, the next attempt (after the backoff) dials the next URL of
+	// the URL given to Dial and then the seeds, in turn, and round again.
+	// Any node of the cluster redirects the resume to the seat's host.
+	// Nil: only the current host and the URL given to Dial.
+	Seeds []string
 	// EventBuffer is the capacity of the Events channel; events that do not
 	// fit are dropped and counted in Stats.EventsDropped.
 	EventBuffer int
@@ -91,6 +102,8 @@ func (c *Config) validate() error {
 		return errors.New("client: Reconnect.Base must be positive and Cap at least Base")
 	case c.EventBuffer < 0:
 		return errors.New("client: EventBuffer must not be negative")
+	case slices.Contains(c.Seeds, ""):
+		return errors.New("client: Seeds must not hold an empty URL")
 	}
 	return nil
 }

@@ -18,7 +18,8 @@ import (
 // and installing a new connection.
 
 // Dial connects to a tickroom server at url (ws://host:port/ws), performs the
-// handshake and starts the client's goroutine.
+// handshake and starts the client's goroutine. url becomes the client's
+// current host; Config.Seeds are where it turns when that host is gone.
 func Dial(ctx context.Context, url string, cfg Config) (*Client, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
@@ -34,25 +35,26 @@ func Dial(ctx context.Context, url string, cfg Config) (*Client, error) {
 		done:    make(chan struct{}),
 		closeCh: make(chan struct{}),
 		events:  make(chan Event, cfg.EventBuffer),
-		pending: make(map[uint32]chan reply),
-		pings:   make(map[int64]chan reply),
+		pending: make(map[uint32]waiter),
+		pings:   make(map[int64]waiter),
 	}
-	conn, w, err := c.dial(ctx)
+	conn, w, err := c.dial(ctx, url)
 	if err != nil {
 		return nil, err
 	}
-	c.conn, c.welcome = conn, w
+	c.conn, c.welcome, c.host = conn, w, url
 	go c.run(conn)
 	return c, nil
 }
 
-// dial connects and performs the Hello/Welcome handshake.
-func (c *Client) dial(ctx context.Context) (*connection, wire.Welcome, error) {
+// dial connects to url and performs the Hello/Welcome handshake. The
+// connection belongs to the caller until it is installed.
+func (c *Client) dial(ctx context.Context, url string) (*connection, wire.Welcome, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.DialTimeout)
 	defer cancel()
-	nc, br, _, err := ws.Dialer{}.Dial(ctx, c.url)
+	nc, br, _, err := ws.Dialer{}.Dial(ctx, url)
 	if err != nil {
-		return nil, wire.Welcome{}, fmt.Errorf("client: dial %s: %w", c.url, err)
+		return nil, wire.Welcome{}, fmt.Errorf("client: dial %s: %w", url, err)
 	}
 	if tc, ok := nc.(*net.TCPConn); ok {
 		_ = tc.SetNoDelay(true)
@@ -62,10 +64,11 @@ func (c *Client) dial(ctx context.Context) (*connection, wire.Welcome, error) {
 		br = bufio.NewReaderSize(nc, 1024)
 	} // else buffered already, and holds what the server sent right after the handshake
 	conn := &connection{
-		nc:  nc,
-		br:  br,
-		rd:  wsframe.NewReader(br, c.cfg.MaxMessageSize, false),
-		enc: wire.NewEncoder(),
+		nc:      nc,
+		br:      br,
+		rd:      wsframe.NewReader(br, c.cfg.MaxMessageSize, false),
+		enc:     wire.NewEncoder(),
+		leaving: make(chan struct{}),
 	}
 	deadline, _ := ctx.Deadline()
 	_ = nc.SetDeadline(deadline)
@@ -81,18 +84,18 @@ func (c *Client) dial(ctx context.Context) (*connection, wire.Welcome, error) {
 	for {
 		op, p, err := conn.rd.Next()
 		if err != nil {
-			return fail(fmt.Errorf("client: handshake with %s: %w", c.url, err))
+			return fail(fmt.Errorf("client: handshake with %s: %w", url, err))
 		}
 		switch op {
 		case ws.OpClose:
 			code, reason, _ := wsframe.ParseClose(p)
-			return fail(fmt.Errorf("client: handshake with %s: server closed: %d %s", c.url, code, reason))
+			return fail(fmt.Errorf("client: handshake with %s: server closed: %d %s", url, code, reason))
 		case ws.OpBinary:
 		default:
 			continue
 		}
 		if err := dec.DecodeServer(p, &m); err != nil {
-			return fail(fmt.Errorf("client: handshake with %s: %w", c.url, err))
+			return fail(fmt.Errorf("client: handshake with %s: %w", url, err))
 		}
 		switch m.Type {
 		case wire.TypeWelcome:
@@ -105,16 +108,25 @@ func (c *Client) dial(ctx context.Context) (*connection, wire.Welcome, error) {
 			}
 			return conn, m.Welcome, nil
 		case wire.TypeError:
-			return fail(fmt.Errorf("client: handshake with %s: %w", c.url, &wire.ErrorReply{Code: m.Error.Code, Message: m.Error.Message}))
+			return fail(fmt.Errorf("client: handshake with %s: %w", url, &wire.ErrorReply{Code: m.Error.Code, Message: m.Error.Message}))
 		}
 	}
 }
 
-func (c *Client) install(conn *connection, w wire.Welcome) {
+// install makes conn, connected to url, the client's connection. It runs
+// on the client's goroutine, which reads conn next.
+func (c *Client) install(conn *connection, w wire.Welcome, url string) {
 	c.mu.Lock()
-	c.conn, c.welcome = conn, w
+	c.conn, c.welcome, c.host = conn, w, url
 	c.mu.Unlock()
+	c.resetState()
+}
+
+// resetState forgets the tick the state is at, before a new connection is
+// read: a server starts a new or resumed seat with a full snapshot. Only
+// the client's goroutine calls it, as only it applies snapshots.
+func (c *Client) resetState() {
 	c.stateMu.Lock()
-	c.state.Tick = 0 // the server starts a resumed seat with a full snapshot
+	c.state.Tick = 0
 	c.stateMu.Unlock()
 }

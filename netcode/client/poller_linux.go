@@ -134,8 +134,9 @@ func (p *Poller) prepare(c *Client, conn *connection) error {
 }
 
 // serve has the poller read conn until it ends, and returns why. It runs
-// on the client's goroutine, which waits meanwhile. After Close it waits
-// closeWait for the server to echo the close, then cuts.
+// on the client's goroutine, which waits meanwhile. After Close, or once
+// the client has sent its close on conn (a redirected Join left it), it
+// waits closeWait for the server to echo the close, then cuts.
 func (p *Poller) serve(c *Client, conn *connection) error {
 	pc := conn.polled
 	if err := p.register(pc); err != nil {
@@ -145,6 +146,7 @@ func (p *Poller) serve(c *Client, conn *connection) error {
 	case err := <-pc.ended:
 		return err
 	case <-c.closeCh:
+	case <-conn.leaving:
 	}
 	t := time.NewTimer(closeWait)
 	defer t.Stop()

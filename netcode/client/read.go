@@ -18,10 +18,15 @@ import (
 // socket (or for another writer) up to WriteTimeout, and the poller reads
 // for many clients. The client's goroutine waits for those goroutines
 // before it closes the socket.
+// After the client sent its own close (leave), nothing is written: the
+// server's close is the echo.
 func (c *Client) reply(conn *connection, op ws.OpCode, p []byte) error {
 	if conn.polled == nil {
 		conn.wmu.Lock()
 		defer conn.wmu.Unlock()
+		if conn.closeSent {
+			return nil
+		}
 		return c.writeFrame(conn, op, p)
 	}
 	p = append([]byte(nil), p...) // p is the poller's buffer
@@ -30,6 +35,9 @@ func (c *Client) reply(conn *connection, op ws.OpCode, p []byte) error {
 		defer conn.writers.Done()
 		conn.wmu.Lock()
 		defer conn.wmu.Unlock()
+		if conn.closeSent {
+			return
+		}
 		if err := c.writeFrame(conn, op, p); err != nil && op != ws.OpClose {
 			c.breakConn(conn, err)
 		}
@@ -42,8 +50,13 @@ func (c *Client) readLoop(conn *connection) error {
 	dec := wire.NewDecoder()
 	hb := c.heartbeat()
 	for {
-		if !c.closing.Load() {
+		if !c.closing.Load() && !conn.isLeaving() {
 			_ = conn.nc.SetReadDeadline(time.Now().Add(hb))
+			if conn.isLeaving() {
+				// leave set its deadline just now, maybe before this one:
+				// its deadline stands.
+				_ = conn.nc.SetReadDeadline(conn.leaveBy)
+			}
 		}
 		op, p, err := conn.rd.Next()
 		if err != nil {
@@ -99,6 +112,11 @@ func (c *Client) handle(m *wire.ServerMessage, size int) error {
 		c.deliver(m.Joined.ReqID, reply{joined: joinedFrom(&m.Joined)})
 	case wire.TypeOK:
 		c.deliver(m.OK.ReqID, reply{})
+	case wire.TypeRedirect:
+		r := m.Redirect
+		if !c.deliver(r.ReqID, reply{redirect: &r}) {
+			c.log.Warn("redirect for no waiting join", "req", r.ReqID, "url", r.URL, "node", r.Node)
+		}
 	case wire.TypeError:
 		err := &wire.ErrorReply{Code: m.Error.Code, Message: m.Error.Message}
 		if m.Error.ReqID == 0 || !c.deliver(m.Error.ReqID, reply{err: err}) {
@@ -106,9 +124,9 @@ func (c *Client) handle(m *wire.ServerMessage, size int) error {
 		}
 	case wire.TypePong:
 		c.mu.Lock()
-		ch, ok := c.pings[m.Pong.ClientTime]
+		w, ok := c.pings[m.Pong.ClientTime]
 		if ok {
-			ch <- reply{pong: m.Pong}
+			w.ch <- reply{pong: m.Pong}
 			delete(c.pings, m.Pong.ClientTime)
 		}
 		c.mu.Unlock()
@@ -134,9 +152,9 @@ func (c *Client) handle(m *wire.ServerMessage, size int) error {
 func (c *Client) deliver(id uint32, r reply) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	ch, ok := c.pending[id]
+	w, ok := c.pending[id]
 	if ok {
-		ch <- r
+		w.ch <- r
 		delete(c.pending, id)
 	}
 	return ok

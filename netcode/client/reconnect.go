@@ -5,9 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"time"
-
-	"github.com/gobwas/ws"
 
 	"github.com/tickroom/tickroom/netcode/internal/wsframe"
 	"github.com/tickroom/tickroom/netcode/wire"
@@ -29,8 +28,14 @@ func reconnectable(cause error) bool {
 
 // reconnect dials again with backoff and, if the client held a seat, resumes
 // it. It gives up after the configured attempts, or when the seat is gone.
+// It dials the current host first; each time a dial fails, the next
+// attempt dials the next of the URL given to Dial and the seeds, in turn.
 func (c *Client) reconnect(seat *Joined) (*connection, error) {
 	rc := c.cfg.Reconnect
+	c.mu.Lock()
+	urls := reconnectURLs(c.host, c.url, c.cfg.Seeds)
+	c.mu.Unlock()
+	next := 0
 	var last error
 	for attempt := range rc.Attempts {
 		d := min(rc.Base<<attempt, rc.Cap)
@@ -43,75 +48,75 @@ func (c *Client) reconnect(seat *Joined) (*connection, error) {
 		case <-c.closeCh:
 			return nil, ErrClosed
 		}
-		conn, w, err := c.dial(context.Background())
+		url := urls[next]
+		conn, w, err := c.dial(context.Background(), url)
 		if errors.Is(err, ErrPollerClosed) {
 			return nil, err
 		}
 		if err != nil {
 			last = err
-			c.log.Debug("reconnect attempt failed", "attempt", attempt+1, "err", err)
+			next = (next + 1) % len(urls)
+			c.log.Debug("reconnect attempt failed", "attempt", attempt+1, "url", url, "err", err)
 			continue
 		}
 		if seat == nil {
-			c.install(conn, w)
+			c.install(conn, w, url)
 			return conn, nil
 		}
-		joined, err := c.resume(conn, seat.Token)
+		f, err := c.resume(conn, w, url, seat.Token)
 		if err != nil {
-			conn.nc.Close()
 			var er *wire.ErrorReply
 			if errors.As(err, &er) && (er.Code == wire.CodeBadToken || er.Code == wire.CodeRoomNotFound) {
 				return nil, fmt.Errorf("client: seat lost: %w", err)
 			}
+			// Anything else is worth another try, after the backoff:
+			// wire.CodeRoomMoving says the room is between hosts.
 			last = err
+			c.log.Debug("resume attempt failed", "attempt", attempt+1, "url", url, "err", err)
 			continue
 		}
-		c.install(conn, w)
+		c.install(f.conn, f.welcome, f.url)
 		c.mu.Lock()
-		c.seat = joined
+		c.seat = f.joined
 		c.mu.Unlock()
 		c.stats.Resumes.Add(1)
-		c.log.Info("seat resumed", "room", joined.RoomID, "player", joined.Player)
-		c.emit(Event{Kind: EventResumed, Player: joined.Player})
-		return conn, nil
+		c.log.Info("seat resumed", "room", f.joined.RoomID, "player", f.joined.Player, "url", f.url)
+		c.emit(Event{Kind: EventResumed, Player: f.joined.Player})
+		return f.conn, nil
 	}
 	return nil, fmt.Errorf("client: reconnect gave up after %d attempts: %w", rc.Attempts, last)
 }
 
-// resume sends a Join with the token on a fresh connection, before the
-// connection is handed to the read loop, and reads until its reply.
-func (c *Client) resume(conn *connection, token string) (*Joined, error) {
-	_ = conn.nc.SetDeadline(time.Now().Add(c.cfg.RequestTimeout))
-	defer func() {
-		_ = conn.nc.SetDeadline(time.Time{})
-		conn.writeDeadline = time.Time{} // the next write sets its own
-	}()
-	id := c.reqID.Add(1)
-	if err := c.writeTo(conn, conn.enc.Join(wire.Join{ReqID: id, Token: token})); err != nil {
+// reconnectURLs lists where a reconnect dials, in order: the current host,
+// the URL given to Dial, the seeds; each once.
+func reconnectURLs(host, dialed string, seeds []string) []string {
+	urls := make([]string, 0, 2+len(seeds))
+	for _, u := range append([]string{host, dialed}, seeds...) {
+		if u != "" && !slices.Contains(urls, u) {
+			urls = append(urls, u)
+		}
+	}
+	return urls
+}
+
+// resume sends a Join with the token on conn, a fresh connection to url
+// that the client's goroutine owns, before it is handed to the read loop,
+// and reads until its reply. A Redirect is followed: conn is closed, and
+// the seat resumed on the redirect's target. On failure the connection is
+// closed.
+func (c *Client) resume(conn *connection, w wire.Welcome, url, token string) (*followed, error) {
+	j := wire.Join{ReqID: c.reqID.Add(1), Token: token}
+	ctx := context.Background()
+	joined, r, err := c.exchange(ctx, conn, j)
+	switch {
+	case err != nil:
+		c.closeConn(conn, "resume failed")
 		return nil, err
+	case r == nil:
+		return &followed{conn: conn, welcome: w, url: url, joined: joined}, nil
 	}
-	dec := wire.NewDecoder()
-	var m wire.ServerMessage
-	for {
-		op, p, err := conn.rd.Next()
-		if err != nil {
-			return nil, err
-		}
-		if op == ws.OpClose {
-			code, reason, _ := wsframe.ParseClose(p)
-			return nil, &CloseError{Code: wire.CloseCode(code), Reason: reason}
-		}
-		if op != ws.OpBinary || dec.DecodeServer(p, &m) != nil {
-			continue
-		}
-		switch {
-		case m.Type == wire.TypeJoined && m.Joined.ReqID == id:
-			return joinedFrom(&m.Joined), nil
-		case m.Type == wire.TypeError && m.Error.ReqID == id:
-			return nil, &wire.ErrorReply{Code: m.Error.Code, Message: m.Error.Message}
-		}
-		// Anything else before the reply (events of the old seat) is stale.
-	}
+	c.closeConn(conn, "redirected")
+	return c.follow(ctx, j, *r)
 }
 
 func joinedFrom(m *wire.Joined) *Joined {

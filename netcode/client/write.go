@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"time"
@@ -41,19 +42,6 @@ func (c *Client) writeFrame(conn *connection, op ws.OpCode, msg []byte) error {
 	return err
 }
 
-// send encodes and writes a message on the current connection.
-func (c *Client) send(encode func(*wire.Encoder) []byte) error {
-	c.mu.Lock()
-	conn, err := c.connLocked()
-	c.mu.Unlock()
-	if err != nil {
-		return err
-	}
-	conn.wmu.Lock()
-	defer conn.wmu.Unlock()
-	return c.writeLocked(conn, encode(conn.enc))
-}
-
 // connLocked returns the live connection. c.mu must be held.
 func (c *Client) connLocked() (*connection, error) {
 	switch {
@@ -67,6 +55,9 @@ func (c *Client) connLocked() (*connection, error) {
 
 // writeLocked writes msg on conn. conn.wmu must be held.
 func (c *Client) writeLocked(conn *connection, msg []byte) error {
+	if conn.closeSent {
+		return fmt.Errorf("%w: the connection is closing", ErrNotConnected)
+	}
 	if err := c.writeTo(conn, msg); err != nil {
 		c.breakConn(conn, err)
 		return fmt.Errorf("%w: %w", ErrNotConnected, err)
@@ -118,8 +109,22 @@ func (c *Client) SendInput(payload []byte) (uint32, error) {
 	return seq, c.writeLocked(conn, conn.enc.Input(wire.Input{Seq: seq, Payload: payload}))
 }
 
-// request sends a request and waits for its reply.
+// errUnexpectedRedirect answers a request other than a Join with a Redirect.
+var errUnexpectedRedirect = errors.New("client: the server redirected a request that is not a join")
+
+// request sends a request and waits for its reply, which must not be a
+// Redirect.
 func (c *Client) request(ctx context.Context, encode func(e *wire.Encoder, id uint32) []byte) (reply, error) {
+	r, _, err := c.roundTrip(ctx, encode)
+	if err == nil && r.redirect != nil {
+		return reply{}, fmt.Errorf("%w (to %s)", errUnexpectedRedirect, r.redirect.URL)
+	}
+	return r, err
+}
+
+// roundTrip sends a request on the current connection, waits for its
+// reply and returns it with the connection it came on.
+func (c *Client) roundTrip(ctx context.Context, encode func(e *wire.Encoder, id uint32) []byte) (reply, *connection, error) {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, c.cfg.RequestTimeout)
@@ -128,19 +133,27 @@ func (c *Client) request(ctx context.Context, encode func(e *wire.Encoder, id ui
 	id := c.reqID.Add(1)
 	ch := make(chan reply, 1)
 	c.mu.Lock()
-	c.pending[id] = ch
+	conn, err := c.connLocked()
+	if err == nil {
+		c.pending[id] = waiter{ch: ch, conn: conn}
+	}
 	c.mu.Unlock()
-	err := c.send(func(e *wire.Encoder) []byte { return encode(e, id) })
+	if err != nil {
+		return reply{}, nil, err
+	}
+	conn.wmu.Lock()
+	err = c.writeLocked(conn, encode(conn.enc, id))
+	conn.wmu.Unlock()
 	if err != nil {
 		c.forget(id)
-		return reply{}, err
+		return reply{}, nil, err
 	}
 	select {
 	case r := <-ch:
-		return r, r.err
+		return r, conn, r.err
 	case <-ctx.Done():
 		c.forget(id)
-		return reply{}, fmt.Errorf("client: request %d: %w", id, ctx.Err())
+		return reply{}, nil, fmt.Errorf("client: request %d: %w", id, ctx.Err())
 	}
 }
 
@@ -158,20 +171,38 @@ type JoinOptions struct {
 	MaxPlayers int
 }
 
-// Join takes a seat in a room.
+// Join takes a seat in a room. If the server redirects the Join to another
+// node, Join follows (see the package doc): it returns the seat that node
+// gave, the client being connected to it from then on; or, if the redirect
+// could not be followed, an error, the client staying on its connection.
 func (c *Client) Join(ctx context.Context, opts JoinOptions) (*Joined, error) {
-	r, err := c.request(ctx, func(e *wire.Encoder, id uint32) []byte {
-		return e.Join(wire.Join{ReqID: id, RoomID: opts.RoomID, Mode: opts.Mode, MaxPlayers: uint32(opts.MaxPlayers)})
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.cfg.RequestTimeout)
+		defer cancel()
+	}
+	j := wire.Join{RoomID: opts.RoomID, Mode: opts.Mode, MaxPlayers: uint32(opts.MaxPlayers)}
+	r, conn, err := c.roundTrip(ctx, func(e *wire.Encoder, id uint32) []byte {
+		j := j
+		j.ReqID = id
+		return e.Join(j)
 	})
 	if err != nil {
 		return nil, err
 	}
-	c.mu.Lock()
-	c.seat = r.joined
-	c.seq = 0
-	c.mu.Unlock()
-	j := *r.joined
-	return &j, nil
+	joined := r.joined
+	if r.redirect != nil {
+		if joined, err = c.followJoin(ctx, conn, j, *r.redirect); err != nil {
+			return nil, err
+		}
+	} else {
+		c.mu.Lock()
+		c.seat = joined
+		c.seq = 0
+		c.mu.Unlock()
+	}
+	out := *joined
+	return &out, nil
 }
 
 // Leave gives up the seat; the connection stays open for another Join.
@@ -205,14 +236,22 @@ func (c *Client) Ping(ctx context.Context) (time.Duration, error) {
 	key := start.UnixNano()
 	ch := make(chan reply, 1)
 	c.mu.Lock()
-	c.pings[key] = ch
+	conn, err := c.connLocked()
+	if err == nil {
+		c.pings[key] = waiter{ch: ch, conn: conn}
+	}
 	c.mu.Unlock()
-	err := c.send(func(e *wire.Encoder) []byte { return e.Ping(wire.Ping{ClientTime: key}) })
+	if err != nil {
+		return 0, err
+	}
 	defer func() {
 		c.mu.Lock()
 		delete(c.pings, key)
 		c.mu.Unlock()
 	}()
+	conn.wmu.Lock()
+	err = c.writeLocked(conn, conn.enc.Ping(wire.Ping{ClientTime: key}))
+	conn.wmu.Unlock()
 	if err != nil {
 		return 0, err
 	}

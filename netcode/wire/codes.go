@@ -28,6 +28,7 @@ const (
 	CodeRejected           ErrorCode = 13 // the game refused the player
 	CodeShuttingDown       ErrorCode = 14 // the server is shutting down and takes no new players
 	CodeInternal           ErrorCode = 15 // a server fault; the request may be retried
+	CodeRoomMoving         ErrorCode = 16 // the room is between hosts (moving, or its host just failed): retry the join in a moment
 )
 
 var errorCodeNames = map[ErrorCode]string{
@@ -46,6 +47,7 @@ var errorCodeNames = map[ErrorCode]string{
 	CodeRejected:           "rejected",
 	CodeShuttingDown:       "shutting_down",
 	CodeInternal:           "internal",
+	CodeRoomMoving:         "room_moving",
 }
 
 // String returns the code's stable snake_case name.

@@ -15,7 +15,7 @@ type Type uint8
 // Client-to-server message types.
 const (
 	TypeHello   Type = 1 // [1, version, client]
-	TypeJoin    Type = 2 // [2, reqID, roomID, mode, token, maxPlayers?]
+	TypeJoin    Type = 2 // [2, reqID, roomID, mode, token, maxPlayers?, hops?]
 	TypeLeave   Type = 3 // [3, reqID]
 	TypeInput   Type = 4 // [4, seq, payload]
 	TypeMessage Type = 5 // [5, reqID, payload]
@@ -34,6 +34,7 @@ const (
 	TypeRoomEvent    Type = 23 // [23, from, payload]
 	TypeRoomClosed   Type = 24 // [24, roomID, reason]
 	TypePong         Type = 25 // [25, clientTime, serverTime]
+	TypeRedirect     Type = 26 // [26, reqID, url, node]
 )
 
 // MaxIDLength bounds room ids, mode names and reconnect tokens, in bytes.
@@ -57,7 +58,17 @@ type Join struct {
 	// seats; 0 takes any room of the mode (and creates one of the server's
 	// default size). Optional on the wire: clients may omit the element.
 	MaxPlayers uint32
+	// Hops counts the redirects this join has followed (0 from a client's
+	// first try). A node handles a join-or-create that was redirected
+	// once itself, and stops redirecting any join at MaxHops, so that
+	// nodes whose views of the cluster disagree cannot bounce a client
+	// for ever. Optional on the wire, like MaxPlayers.
+	Hops uint32
 }
+
+// MaxHops is how many redirects a join follows at most: a node answers a
+// join with Hops at MaxHops itself, whatever its view of the cluster.
+const MaxHops = 3
 
 // Leave gives up the seat in the current room. The connection stays open.
 type Leave struct {
@@ -104,6 +115,21 @@ type Joined struct {
 	MaxPlayers uint32
 	Players    []uint32 // every seated player, this one included
 }
+
+// Redirect answers a Join that another node must serve: the client sends
+// the same Join, with Hops one higher, to URL (a ws:// or wss:// URL of
+// that node's game endpoint) on a new connection, at once and without
+// backoff, and then closes this one. The server closes it with 1001
+// after a grace period if the client does not. Node names the node, for
+// logs.
+type Redirect struct {
+	ReqID uint32
+	URL   string
+	Node  string
+}
+
+// MaxURLLength bounds a Redirect's URL, in bytes.
+const MaxURLLength = 512
 
 // OK answers a request that succeeded and returns nothing else.
 type OK struct {
@@ -208,6 +234,7 @@ type ServerMessage struct {
 	RoomEvent    RoomEvent
 	RoomClosed   RoomClosed
 	Pong         Pong
+	Redirect     Redirect
 }
 
 // Decoder decodes frames into messages without allocating in steady state
@@ -260,9 +287,12 @@ func (d *Decoder) DecodeClient(frame []byte, m *ClientMessage) error {
 		if err == nil {
 			m.Join.Token, err = d.optString(MaxIDLength)
 		}
-		m.Join.MaxPlayers = 0
+		m.Join.MaxPlayers, m.Join.Hops = 0, 0
 		if err == nil && d.left > 0 {
 			m.Join.MaxPlayers, err = d.uint32()
+		}
+		if err == nil && d.left > 0 {
+			m.Join.Hops, err = d.uint32()
 		}
 	case TypeLeave:
 		m.Leave.ReqID, err = d.reqIDField()
@@ -334,6 +364,14 @@ func (d *Decoder) DecodeServer(frame []byte, m *ServerMessage) error {
 		m.Pong.ClientTime, err = d.int64()
 		if err == nil {
 			m.Pong.ServerTime, err = d.int64()
+		}
+	case TypeRedirect:
+		m.Redirect.ReqID, err = d.reqIDField()
+		if err == nil {
+			m.Redirect.URL, err = d.optString(MaxURLLength)
+		}
+		if err == nil {
+			m.Redirect.Node, err = d.optString(MaxIDLength)
 		}
 	default:
 		return &DecodeError{Kind: ErrUnknownType, Type: d.typ}
@@ -684,12 +722,28 @@ func (e *Encoder) Hello(m Hello) []byte {
 
 // Join encodes a Join.
 func (e *Encoder) Join(m Join) []byte {
-	e.begin(TypeJoin, 5)
+	fields := 5
+	if m.Hops > 0 {
+		fields = 6 // a first try stays byte for byte what it always was
+	}
+	e.begin(TypeJoin, fields)
 	e.uint(uint64(m.ReqID))
 	e.str(m.RoomID)
 	e.str(m.Mode)
 	e.str(m.Token)
 	e.uint(uint64(m.MaxPlayers))
+	if m.Hops > 0 {
+		e.uint(uint64(m.Hops))
+	}
+	return e.bytes()
+}
+
+// Redirect encodes a Redirect.
+func (e *Encoder) Redirect(m Redirect) []byte {
+	e.begin(TypeRedirect, 3)
+	e.uint(uint64(m.ReqID))
+	e.str(m.URL)
+	e.str(m.Node)
 	return e.bytes()
 }
 

@@ -244,6 +244,9 @@ func (s *Server) createRoom(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	if s.placeElsewhere(w, r, req.Mode, req.MaxPlayers) {
+		return
+	}
 	room, err := s.reg.Create(rooms.RoomOptions{Mode: req.Mode, MaxPlayers: req.MaxPlayers, Private: req.Private, Metadata: req.Metadata})
 	if err != nil {
 		s.roomError(w, err)

@@ -169,7 +169,12 @@ func TestDashboard(t *testing.T) {
 		`["chart-players", "chart-bandwidth", "chart-tick"].every((id) => Number(document.getElementById(id).dataset.samples) >= 20)`,
 		`["chart-players", "chart-bandwidth", "chart-tick"].map((id) => id + ": " + document.getElementById(id).dataset.samples)`)
 
-	page.screenshot()
+	// A node that runs alone shows no cluster panel.
+	page.waitUntil("the cluster panel stays hidden without a cluster",
+		`document.getElementById("cluster").dataset.state === "absent" && document.getElementById("cluster").hidden`,
+		`document.getElementById("cluster").dataset.state`)
+
+	page.screenshot("")
 	page.requireNoScriptErrors()
 }
 
@@ -200,6 +205,98 @@ func TestDashboardWithoutToken(t *testing.T) {
 		`document.getElementById("rooms-body").innerText`)
 	page.requireNoScriptErrors()
 }
+
+// A node in a cluster (a fake one) shows the cluster panel: a row per
+// member with the rooms the directory places on it, refreshed as the
+// cluster changes, and hidden again when the node no longer has a cluster.
+func TestDashboardCluster(t *testing.T) {
+	browser := dashboardBrowser(t)
+	n := startNode(t, nil)
+	fake := newFakeCluster(sampleClusterStatus())
+	n.Admin.SetCluster(fake)
+
+	page := openDashboard(t, browser, n.AdminURL+"/")
+	page.do("log in",
+		chromedp.WaitVisible(chromedp.ID("token")),
+		chromedp.SendKeys(chromedp.ID("token"), n.Token),
+		chromedp.Click(chromedp.ID("login-btn")))
+	const panel = `document.getElementById("cluster")`
+	page.waitUntil("the cluster panel shows",
+		panel+`.dataset.state === "shown" && !`+panel+`.hidden`,
+		panel+`.dataset.state + " " + document.getElementById("cluster-msg").textContent`)
+	require.Equal(t, []dashboardClusterRow{
+		{ID: "node-a-1", Name: "node-a", Self: true, State: "alive", Ready: "ready", Rooms: "2", Players: "3",
+			Game: "ws://127.0.0.1:8080/ws", Placed: "2", PlacedText: "2 rooms, 3 playersaaaaaaaaaaa1, aaaaaaaaaaa2"},
+		{ID: "node-b-1", Name: "node-b", State: "suspect", Ready: "draining", Rooms: "1", Players: "4",
+			Game: "ws://127.0.0.2:8080/ws", Placed: "1", PlacedText: "1 room, 4 playersbbbbbbbbbbb1"},
+		{ID: "node-c-1", Name: "node-c", State: "dead", Ready: "not ready", Rooms: "0", Players: "0",
+			Game: "ws://127.0.0.3:8080/ws", Placed: "0", PlacedText: "–"},
+	}, dashboardRun(page, "read the cluster rows", chromedp.Evaluate[[]dashboardClusterRow](dashboardClusterRows)))
+	note := dashboardRun(page, "read the cluster note", chromedp.Evaluate[string](`document.getElementById("cluster-note").textContent`))
+	require.Equal(t, "3 members · 1 alive, 1 suspect, 1 dead", note)
+	figures := dashboardRun(page, "read the cluster figures", chromedp.Evaluate[string](`document.getElementById("cluster-figures").textContent`))
+	require.Contains(t, figures, "directory 3 rooms, 2 tombstones")
+	require.Contains(t, figures, "lag p50 12.5 ms, p99 80.0 ms")
+	page.screenshot("cluster")
+
+	// The cluster changes: node-b died, node-d joined and hosts a room, and
+	// the directory still places a room on node-e, which left the members.
+	st := sampleClusterStatus()
+	st.Members[1].State = "dead"
+	st.Members = append(st.Members, admin.ClusterMember{ID: "node-d-1", Name: "node-d", State: "alive", Ready: true,
+		GameURL: "ws://127.0.0.4:8080/ws", Rooms: 1, Players: 1, Since: "2026-01-02T03:08:00Z"})
+	st.Placement = append(st.Placement,
+		admin.NodePlacement{Node: "node-d-1", Name: "node-d", Rooms: 1, Players: 1, RoomIDs: []string{"ddddddddddd1"}},
+		admin.NodePlacement{Node: "node-e-1", Name: "node-e", Rooms: 150, Players: 0, RoomIDs: []string{"eeeeeeeeeee1"}})
+	fake.setStatus(st)
+	page.waitUntil("the panel shows the cluster's change",
+		`document.querySelector('#cluster-body tr[data-member="node-b-1"] .state')?.textContent === "dead" && `+
+			`document.querySelector('#cluster-body tr[data-member="node-d-1"] .placed')?.textContent.includes("ddddddddddd1")`,
+		`document.getElementById("cluster-body").innerText`)
+	rows := dashboardRun(page, "read the cluster rows", chromedp.Evaluate[[]dashboardClusterRow](dashboardClusterRows))
+	require.Len(t, rows, 5)
+	require.Equal(t, dashboardClusterRow{ID: "node-e-1", Name: "node-e", State: "unknown", Placed: "150",
+		PlacedText: "150 rooms, 0 playerseeeeeeeeeee1 +149 more", Rooms: "–", Players: "–"}, rows[4])
+	refreshes := dashboardRun(page, "count the refreshes", chromedp.Evaluate[string](panel+`.dataset.refreshes`))
+	page.waitUntil("the panel refreshes every 2 s",
+		fmt.Sprintf(`Number(%s.dataset.refreshes) > %s`, panel, refreshes),
+		panel+`.dataset.refreshes`)
+
+	// No cluster any more: the panel goes.
+	n.Admin.SetCluster(nil)
+	page.waitUntil("the cluster panel hides",
+		panel+`.dataset.state === "absent" && `+panel+`.hidden`,
+		panel+`.dataset.state`)
+	page.requireNoScriptErrors()
+}
+
+// dashboardClusterRow is what the cluster panel shows of a node.
+type dashboardClusterRow struct {
+	ID         string `json:"id"`
+	Name       string `json:"name"`
+	Self       bool   `json:"self"`
+	State      string `json:"state"`
+	Ready      string `json:"ready"`
+	Rooms      string `json:"rooms"`
+	Players    string `json:"players"`
+	Game       string `json:"game"`
+	Placed     string `json:"placed"`      // the count of rooms placed on it
+	PlacedText string `json:"placed_text"` // what the cell says
+}
+
+// dashboardClusterRows reads the cluster panel's rows.
+const dashboardClusterRows = `Array.from(document.querySelectorAll("#cluster-body tr")).map((tr) => ({
+	id: tr.dataset.member,
+	name: tr.querySelector(".name").firstChild.textContent,
+	self: tr.dataset.self === "true",
+	state: tr.querySelector(".state").textContent,
+	ready: tr.querySelector(".ready").textContent,
+	rooms: tr.querySelector(".rooms").textContent,
+	players: tr.querySelector(".players").textContent,
+	game: tr.querySelector(".game").textContent,
+	placed: tr.querySelector(".placed").dataset.rooms,
+	placed_text: tr.querySelector(".placed").textContent,
+}))`
 
 // dashboardCanvasPixels counts the room canvas's pixels: all, those of the most
 // common colour (the background), and those of a saturated colour (the
@@ -483,13 +580,19 @@ func (p *dashboardPage) waitUntil(what, cond, diag string) {
 	p.t.Fatalf("%s: %v; the page shows: %s", what, err, shown)
 }
 
-// screenshot saves a PNG of the whole page.
-func (p *dashboardPage) screenshot() {
+// screenshot saves a PNG of the whole page, to
+// $TICKROOM_DASHBOARD_SCREENSHOT with "-suffix" before its extension when
+// suffix is not empty.
+func (p *dashboardPage) screenshot(suffix string) {
 	p.t.Helper()
 	png := dashboardRun(p, "take a screenshot", chromedp.FullScreenshot(100)) // 100: PNG
 	path := os.Getenv("TICKROOM_DASHBOARD_SCREENSHOT")
-	if path == "" {
+	switch {
+	case path == "":
 		path = filepath.Join(p.t.TempDir(), "dashboard.png")
+	case suffix != "":
+		ext := filepath.Ext(path)
+		path = strings.TrimSuffix(path, ext) + "-" + suffix + ext
 	}
 	require.NoError(p.t, os.WriteFile(path, png, 0o644))
 	p.t.Logf("dashboard screenshot: %s", path)

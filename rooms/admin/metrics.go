@@ -20,8 +20,10 @@ var durationBuckets = []time.Duration{
 // collector exports the counters rooms and connections already keep. It
 // reads them at scrape time, so metrics add nothing to the tick path.
 type collector struct {
-	reg *rooms.Registry
-	net *netcode.Server
+	reg     *rooms.Registry
+	net     *netcode.Server
+	cluster *clusterSlot // read at each scrape: SetCluster comes after New
+	members []string     // the member states always exported, even at 0
 
 	rooms, players, connections, paused         *prometheus.Desc
 	roomsCreated, roomsClosed                   *prometheus.Desc
@@ -32,14 +34,21 @@ type collector struct {
 	disconnects, handshakeFailures, accepted    *prometheus.Desc
 	clockTicks, clockOverruns, clockLateness    *prometheus.Desc
 	clockHelpers                                *prometheus.Desc
+
+	// Exported only while a Cluster is set.
+	clusterMembers, directoryRooms, directoryTombstones *prometheus.Desc
+	directoryLag, directoryLagSamples                   *prometheus.Desc
+	gossipBytes, gossipPackets, gossipDropped           *prometheus.Desc
+	redirects, proxied, placements, placementsLocal     *prometheus.Desc
 }
 
-func newCollector(reg *rooms.Registry, srv *netcode.Server) *collector {
+func newCollector(reg *rooms.Registry, srv *netcode.Server, cluster *clusterSlot) *collector {
 	d := func(name, help string, labels ...string) *prometheus.Desc {
 		return prometheus.NewDesc("tickroom_"+name, help, labels, nil)
 	}
 	return &collector{
-		reg: reg, net: srv,
+		reg: reg, net: srv, cluster: cluster,
+		members:           []string{"alive", "suspect", "dead", "left"},
 		rooms:             d("rooms", "Rooms open on this node."),
 		paused:            d("rooms_paused", "Rooms an operator paused."),
 		players:           d("players", "Seats taken, including seats held for a dropped player's resume."),
@@ -64,11 +73,36 @@ func newCollector(reg *rooms.Registry, srv *netcode.Server) *collector {
 		disconnects:       d("disconnects_total", "Connections ended, by reason.", "reason"),
 		handshakeFailures: d("handshake_failures_total", "WebSocket upgrades that failed, and Hellos that were malformed, of another version or late. Clients that hung up before their Hello count only in disconnects_total{reason=\"handshake_failed\"}."),
 		accepted:          d("connections_accepted_total", "TCP connections accepted on the game endpoint."),
+
+		clusterMembers:      d("cluster_members", "Cluster members by state (alive, suspect, dead, left), as this node sees them, itself included.", "state"),
+		directoryRooms:      d("cluster_directory_rooms", "Live rooms in this node's copy of the cluster's room directory, on all nodes."),
+		directoryTombstones: d("cluster_directory_tombstones", "Closed rooms the directory still remembers, so that late news of them is ignored."),
+		directoryLag:        d("cluster_directory_lag_seconds", "Directory convergence lag, from a host's change to this node seeing it, over the recent entries from other nodes: the median (0.5), 99th percentile (0.99) and maximum (1). It relies on the nodes' clocks agreeing.", "quantile"),
+		directoryLagSamples: d("cluster_directory_lag_samples", "Recent directory entries the lag quantiles are over."),
+		gossipBytes:         d("cluster_gossip_bytes_total", "Gossip bytes received (in) and sent (out).", "direction"),
+		gossipPackets:       d("cluster_gossip_packets_total", "Gossip packets received (in) and sent (out).", "direction"),
+		gossipDropped:       d("cluster_gossip_dropped_total", "Gossip messages from peers dropped because they could not be decoded."),
+		redirects:           d("cluster_redirects_total", "Joins this node redirected to the node that serves their room."),
+		proxied:             d("cluster_proxied_total", "Joins this node proxied to the node that serves their room."),
+		placements:          d("cluster_placements_total", "Join-or-create placements by kind: into a room with a free seat (free_seat) or onto the node chosen to create a room (new_room).", "kind"),
+		placementsLocal:     d("cluster_placements_local_total", "Placements, of either kind, that this node served itself."),
 	}
 }
 
+// Describe sends every descriptor, the cluster's too: a Cluster may be set
+// after registration.
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	prometheus.DescribeByCollect(c, ch)
+	for _, d := range []*prometheus.Desc{
+		c.rooms, c.paused, c.players, c.connections, c.roomsCreated, c.roomsClosed,
+		c.ticks, c.overruns, c.tickDuration, c.tickLateness,
+		c.clockTicks, c.clockOverruns, c.clockLateness, c.clockHelpers,
+		c.inputDepth, c.inputDepthMax, c.inputsDropped, c.snapshotBytes, c.snapshotsReplaced,
+		c.bytes, c.messages, c.disconnects, c.handshakeFailures, c.accepted,
+		c.clusterMembers, c.directoryRooms, c.directoryTombstones, c.directoryLag, c.directoryLagSamples,
+		c.gossipBytes, c.gossipPackets, c.gossipDropped, c.redirects, c.proxied, c.placements, c.placementsLocal,
+	} {
+		ch <- d
+	}
 }
 
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
@@ -137,6 +171,47 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	counter(c.handshakeFailures, st.HandshakeFailures.Load())
 	counter(c.accepted, st.Accepted.Load())
+
+	if cl := c.cluster.load(); cl != nil {
+		c.collectCluster(cl.ClusterStatus(), gauge, counter)
+	}
+}
+
+// collectCluster exports what the cluster counts, from one status.
+func (c *collector) collectCluster(st ClusterStatus, gauge func(*prometheus.Desc, float64, ...string), counter func(*prometheus.Desc, uint64, ...string)) {
+	states := make(map[string]int, len(c.members))
+	for _, s := range c.members {
+		states[s] = 0
+	}
+	for _, m := range st.Members {
+		states[m.State]++
+	}
+	for s, n := range states {
+		gauge(c.clusterMembers, float64(n), s)
+	}
+
+	d := st.Directory
+	gauge(c.directoryRooms, float64(d.Rooms))
+	gauge(c.directoryTombstones, float64(d.Tombstones))
+	gauge(c.directoryLagSamples, float64(d.LagSamples))
+	if d.LagSamples > 0 { // no samples, no quantiles (not a lag of 0)
+		seconds := func(ms float64) float64 { return ms / 1000 }
+		gauge(c.directoryLag, seconds(d.LagP50Ms), "0.5")
+		gauge(c.directoryLag, seconds(d.LagP99Ms), "0.99")
+		gauge(c.directoryLag, seconds(d.LagMaxMs), "1")
+	}
+
+	g := st.Gossip
+	counter(c.gossipBytes, g.BytesIn, "in")
+	counter(c.gossipBytes, g.BytesOut, "out")
+	counter(c.gossipPackets, g.PacketsIn, "in")
+	counter(c.gossipPackets, g.PacketsOut, "out")
+	counter(c.gossipDropped, g.Dropped)
+	counter(c.redirects, st.Routing.Redirects)
+	counter(c.proxied, st.Routing.Proxied)
+	counter(c.placements, st.Decisions.ToFreeSeat, "free_seat")
+	counter(c.placements, st.Decisions.ToNewRoom, "new_room")
+	counter(c.placementsLocal, st.Decisions.Local)
 }
 
 // durationHistogram exports a rooms.Histogram with durationBuckets.

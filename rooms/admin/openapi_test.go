@@ -38,6 +38,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -590,6 +591,7 @@ type oaChecker struct {
 
 	seen   map[oaOpKey]map[int]bool    // statuses each operation answered
 	events map[oaOpKey]map[string]bool // events each stream sent
+	codes  map[string]bool             // error codes answered, each checked against its response
 }
 
 func newOAChecker(doc *oaDoc) *oaChecker {
@@ -599,6 +601,7 @@ func newOAChecker(doc *oaDoc) *oaChecker {
 		http:   &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
 		seen:   make(map[oaOpKey]map[int]bool),
 		events: make(map[oaOpKey]map[string]bool),
+		codes:  make(map[string]bool),
 	}
 }
 
@@ -619,6 +622,7 @@ type oaCall struct {
 	token    string // the bearer token; the node's when empty
 	noToken  bool
 	header   map[string]string
+	host     string // the Host header; the listener's address when empty
 }
 
 func (c oaCall) target() string {
@@ -659,6 +663,9 @@ func (a *oaChecker) send(ctx context.Context, c oaCall) (*http.Response, error) 
 	}
 	for k, v := range c.header {
 		req.Header.Set(k, v)
+	}
+	if c.host != "" {
+		req.Host = c.host
 	}
 	return a.http.Do(req)
 }
@@ -781,9 +788,13 @@ func (a *oaChecker) checkResponse(t *testing.T, what string, resp *oaResponse, a
 	var v any
 	require.NoError(t, oaDecodeStrict(ans.body, &v), what)
 	require.NoError(t, a.val.validate(media.Schema, v), what)
-	if ans.status >= 400 {
+	// Errors, and answers documented with codes though not errors (a 307
+	// placed_elsewhere), carry one of the codes the response names.
+	if ans.status >= 400 || len(resp.ErrorCodes) > 0 {
 		require.NotEmpty(t, resp.ErrorCodes, "the response names no x-error-codes: %s", what)
-		require.Contains(t, resp.ErrorCodes, oaErrorCode(t, ans.body), "the code is not documented for this response: %s", what)
+		code := oaErrorCode(t, ans.body)
+		require.Contains(t, resp.ErrorCodes, code, "the code is not documented for this response: %s", what)
+		a.codes[code] = true
 	}
 }
 
@@ -973,9 +984,28 @@ func TestOpenAPI(t *testing.T) {
 	t.Run("Streams", func(t *testing.T) {
 		testOpenAPIStreams(t, api.on(startNode(t, func(c *admin.Config) { c.MaxStreams = 2 })))
 	})
+	t.Run("Cluster", func(t *testing.T) { testOpenAPICluster(t, api.on(startNode(t, nil))) })
+	t.Run("WithoutToken", func(t *testing.T) {
+		a := api.on(startNode(t, func(c *admin.Config) { c.Token = "" }))
+		a.expect(t, oaCall{method: "POST", template: "/admin/rooms", body: `{"mode":"arena"}`, host: "evil.example"}, http.StatusForbidden, "bad_host")
+		a.expect(t, oaCall{method: "POST", template: "/admin/rooms", body: `{"mode":"arena"}`, host: "localhost"}, http.StatusCreated)
+	})
 	if t.Failed() {
 		return
 	}
+	// Every error code was answered by a real response and held to that
+	// response's schema and x-error-codes, but for those that cannot be
+	// caused from outside (an unexpected failure, a room too busy to
+	// answer, a listener shutting down under a request, a node at its
+	// MaxRooms of 10000): a new code must be exercised above.
+	unprovoked := []string{"internal", "room_unresponsive", "cancelled", "too_many_rooms"}
+	var unanswered []string
+	for _, code := range oaErrorCodes(doc) {
+		if !api.codes[code] && !slices.Contains(unprovoked, code) {
+			unanswered = append(unanswered, code)
+		}
+	}
+	require.Empty(t, unanswered, "error codes no response answered")
 	// Every documented operation answered with success at least once, and
 	// every stream sent each documented event: a new operation or event must
 	// be exercised above.
@@ -1103,6 +1133,17 @@ func oaServerErrorCodes(t *testing.T) []string {
 	return codes
 }
 
+// oaErrorCodes returns the Error schema's codes, sorted.
+func oaErrorCodes(doc *oaDoc) []string {
+	var enum []string
+	errSchema := doc.Components.Schemas["Error"].(map[string]any)["properties"].(map[string]any)["error"]
+	for _, c := range errSchema.(map[string]any)["properties"].(map[string]any)["code"].(map[string]any)["enum"].([]any) {
+		enum = append(enum, c.(string))
+	}
+	slices.Sort(enum)
+	return enum
+}
+
 // testOpenAPIRoutes checks that the document lists exactly the operations the
 // server serves, that it is what GET /openapi.json serves, and that its error
 // codes are those the server writes.
@@ -1161,12 +1202,7 @@ func testOpenAPIRoutes(t *testing.T, a *oaChecker, raw []byte) {
 
 	// The error codes: the schema's enum, the codes the responses name, and
 	// the codes the server writes are the same.
-	var enum []string
-	errSchema := doc.Components.Schemas["Error"].(map[string]any)["properties"].(map[string]any)["error"]
-	for _, c := range errSchema.(map[string]any)["properties"].(map[string]any)["code"].(map[string]any)["enum"].([]any) {
-		enum = append(enum, c.(string))
-	}
-	slices.Sort(enum)
+	enum := oaErrorCodes(doc)
 	named := map[string]bool{}
 	for _, r := range doc.Components.Responses {
 		for _, c := range r.ErrorCodes {
@@ -1669,6 +1705,88 @@ func testOpenAPIStreams(t *testing.T, a *oaChecker) {
 	require.ErrorIs(t, err, io.EOF, "the watch feed ends after closed")
 }
 
+// testOpenAPICluster runs GET /admin/cluster and the cluster's answers to
+// POST /admin/rooms on a node, first alone, then with a fake Cluster.
+func testOpenAPICluster(t *testing.T, a *oaChecker) {
+	n := a.n
+	const status, create = "/admin/cluster", "/admin/rooms"
+	get := oaCall{method: "GET", template: status}
+	post := func(query, body string) oaCall {
+		return oaCall{method: "POST", template: create, path: create + query, body: body}
+	}
+
+	// Alone: no cluster, and placed means nothing.
+	a.expect(t, get, http.StatusNotFound, "no_cluster")
+	a.expect(t, post("?placed=1", `{"mode":"arena"}`), http.StatusCreated)
+
+	fake := newFakeCluster(sampleClusterStatus())
+	n.Admin.SetCluster(fake)
+	ans := a.expect(t, get, http.StatusOK)
+	require.Equal(t, sampleClusterStatus(), oaDecode[admin.ClusterStatus](t, ans.body))
+	// Every member state, and a node with no rooms and no lag samples.
+	st := sampleClusterStatus()
+	st.Members = append(st.Members, admin.ClusterMember{ID: "node-d-1", Name: "node-d", State: "left", Since: "2026-01-02T03:07:00Z"})
+	st.Directory = admin.DirectoryStatus{}
+	st.Placement = nil
+	fake.setStatus(st)
+	ans = a.expect(t, get, http.StatusOK)
+	require.Len(t, oaDecode[admin.ClusterStatus](t, ans.body).Members, 4)
+	a.expect(t, oaCall{method: "GET", template: status, token: "wrong"}, http.StatusUnauthorized, "unauthorized")
+
+	// Placed here, elsewhere, and where it cannot be reached.
+	const body = `{"mode":"arena","max_players":2}`
+	before := len(n.Registry.List())
+	a.expect(t, post("", body), http.StatusCreated)
+	fake.setPlacement(fakePlacement{adminURL: "http://127.0.0.2:8081", node: "node-b", ok: true})
+	moved := a.expect(t, post("", body), http.StatusTemporaryRedirect, "placed_elsewhere")
+	require.Equal(t, "http://127.0.0.2:8081/admin/rooms?placed=1", moved.header.Get("Location"))
+	a.expect(t, post("?placed=1", body), http.StatusCreated)
+	fake.setPlacement(fakePlacement{node: "node-b", ok: true})
+	a.expect(t, post("", body), http.StatusServiceUnavailable, "no_admin_url")
+	fake.setPlacement(fakePlacement{adminURL: "://node-b", node: "node-b", ok: true})
+	a.expect(t, post("", body), http.StatusBadGateway, "bad_admin_url")
+	// Refused here before the cluster is asked.
+	a.expect(t, post("", `{"mode":"chess"}`), http.StatusBadRequest, "unknown_mode")
+	a.expect(t, post("", `{"mode":"arena","max_players":257}`), http.StatusBadRequest, "bad_request")
+	require.Equal(t, []fakeAsk{{"arena", 2}, {"arena", 2}, {"arena", 2}, {"arena", 2}}, fake.placements())
+	require.Len(t, n.Registry.List(), before+2, "only the rooms placed here were created")
+}
+
+// The cluster's schemas are its Go types' JSON: the same properties, and
+// required unless omitempty. (Responses are checked against the schemas,
+// but a property the Go type lacks would pass unnoticed if not required.)
+func TestOpenAPIClusterSchemasMatchGo(t *testing.T) {
+	doc, _ := oaLoadDoc(t)
+	for name, typ := range map[string]reflect.Type{
+		"ClusterStatus":    reflect.TypeFor[admin.ClusterStatus](),
+		"ClusterMember":    reflect.TypeFor[admin.ClusterMember](),
+		"DirectoryStatus":  reflect.TypeFor[admin.DirectoryStatus](),
+		"NodePlacement":    reflect.TypeFor[admin.NodePlacement](),
+		"GossipStatus":     reflect.TypeFor[admin.GossipStatus](),
+		"RoutingStatus":    reflect.TypeFor[admin.RoutingStatus](),
+		"PlacementCounter": reflect.TypeFor[admin.PlacementCounter](),
+	} {
+		schema, ok := doc.Components.Schemas[name].(map[string]any)
+		require.True(t, ok, "no schema %s", name)
+		require.Equal(t, false, schema["additionalProperties"], "%s allows unknown properties", name)
+		var props, required []string
+		for i := range typ.NumField() {
+			tag, opts, _ := strings.Cut(typ.Field(i).Tag.Get("json"), ",")
+			require.NotEmpty(t, tag, "%s.%s has no JSON name", typ.Name(), typ.Field(i).Name)
+			props = append(props, tag)
+			if !slices.Contains(strings.Split(opts, ","), "omitempty") {
+				required = append(required, tag)
+			}
+		}
+		var docRequired []string
+		for _, r := range schema["required"].([]any) {
+			docRequired = append(docRequired, r.(string))
+		}
+		require.ElementsMatch(t, props, slices.Collect(maps.Keys(schema["properties"].(map[string]any))), "%s's properties", name)
+		require.ElementsMatch(t, required, docRequired, "%s's required properties", name)
+	}
+}
+
 // TestOpenAPIValidator shows the validator refuses what the document does
 // not allow, so that the checks above cannot pass for want of checking.
 func TestOpenAPIValidator(t *testing.T) {
@@ -1682,6 +1800,11 @@ func TestOpenAPIValidator(t *testing.T) {
 		"WatchView":  `{"room":"r","mode":"m","max_players":2,"tick_rate":60,"view":null}`,
 		"RoomList":   `{"rooms":[],"total":0}`,
 		"KickResult": `{"room":"r","player":4294967295,"kicked":true}`,
+		"ClusterStatus": `{"self":"a","members":[{"id":"a","name":"n","state":"alive","self":true,"gossipAddr":"127.0.0.1:7946",
+			"gameUrl":"ws://127.0.0.1:8080/ws","ready":true,"draining":false,"rooms":0,"players":0,"capacity":1,"since":"2026-01-02T03:04:05Z"}],
+			"directory":{"rooms":0,"tombstones":0,"lagSamples":0,"lagP50Ms":0,"lagP99Ms":0,"lagMaxMs":0},"placement":[],
+			"gossip":{"bytesIn":0,"bytesOut":0,"packetsIn":0,"packetsOut":0,"dropped":0},"routing":{"redirects":0,"proxied":0},
+			"placementDecisions":{"toFreeSeat":0,"toNewRoom":0,"local":0}}`,
 	}
 	bad := []struct{ schema, body, why string }{
 		{"RoomSummary", `{"id":"a1b2c3d4e5f6","mode":"arena","player_count":1,"max_players":4,"private":false,"paused":false,"created":"2026-01-02T03:04:05Z","age_s":1.5,"metadata":{}}`, "tick_p99_ms is missing"},
@@ -1703,6 +1826,11 @@ func TestOpenAPIValidator(t *testing.T) {
 		{"KickResult", `{"room":"r","player":4294967296,"kicked":true}`, "player is above its maximum"},
 		{"KickResult", `{"room":"r","player":1,"kicked":false}`, "kicked is not true"},
 		{"Frame", `{"tick":1,"paused":false,"entities":[[1]]}`, "an entity has fewer than two numbers"},
+		{"ClusterMember", `{"id":"a","name":"n","state":"gone","self":true,"gossipAddr":"g","gameUrl":"u","ready":true,"draining":false,"rooms":0,"players":0,"capacity":1,"since":"2026-01-02T03:04:05Z"}`, "state is not in the enum"},
+		{"ClusterMember", `{"id":"a","name":"n","state":"alive","self":true,"gossipAddr":"g","gameUrl":"u","ready":true,"draining":false,"rooms":0,"players":0,"capacity":1}`, "since is missing"},
+		{"ClusterMember", `{"id":"a","name":"n","state":"alive","self":true,"gossipAddr":"g","gameUrl":"u","ready":true,"draining":false,"rooms":0,"players":0,"capacity":1,"since":"2026-01-02T03:04:05Z","zone":"eu"}`, "zone is unknown"},
+		{"NodePlacement", `{"node":"a","name":"n","rooms":1,"players":0,"roomIds":null}`, "roomIds is null"},
+		{"DirectoryStatus", `{"rooms":-1,"tombstones":0,"lagSamples":0,"lagP50Ms":0,"lagP99Ms":0,"lagMaxMs":0}`, "rooms is negative"},
 	}
 	for name, body := range good {
 		var val any

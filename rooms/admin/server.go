@@ -40,6 +40,7 @@ type Server struct {
 	http      *http.Server
 	handler   http.Handler
 	feed      *feed
+	cluster   clusterSlot // set by SetCluster when the node is in a cluster
 
 	ctx    context.Context // ends at Shutdown; event streams watch it
 	cancel context.CancelFunc
@@ -75,7 +76,7 @@ func New(cfg Config, reg *rooms.Registry, srv *netcode.Server) (*Server, error) 
 
 	metrics := prometheus.NewRegistry()
 	metrics.MustRegister(
-		newCollector(reg, srv),
+		newCollector(reg, srv, &s.cluster),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
@@ -146,6 +147,7 @@ func (s *Server) routes(metrics http.Handler) http.Handler {
 	mux.Handle("/openapi.json", auth(only("GET", s.openapi)))
 	mux.Handle("/metrics", auth(only("GET", metrics.ServeHTTP)))
 	mux.Handle("/admin/events", auth(only("GET", s.events)))
+	mux.Handle("/admin/cluster", auth(only("GET", s.clusterStatus)))
 	mux.Handle("/admin/rooms", auth(methods{"GET": s.listRooms, "POST": s.createRoom}))
 	mux.Handle("/admin/rooms/{id}", auth(methods{"GET": s.getRoom, "DELETE": s.deleteRoom}))
 	mux.Handle("/admin/rooms/{id}/players/{pid}/kick", auth(only("POST", s.kick)))

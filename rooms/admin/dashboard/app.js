@@ -10,6 +10,7 @@
 (() => {
   const TOKEN_KEY = "tickroom.admin.token";
   const RETRY_MS = 2000;          // wait before reopening a broken stream
+  const CLUSTER_MS = 2000;        // how often the cluster panel asks GET /admin/cluster
   const WATCH_HZ = 15;            // room view frames per second (the server allows 1..30)
   const KEEP_MS = 5 * 60 * 1000;  // how much of the node feed the charts show at most
   const PALETTE = ["#4fc3f7", "#f78c6c", "#c3e88d", "#ffcb6b", "#c792ea", "#ff5370", "#89ddff", "#f07178"];
@@ -28,6 +29,7 @@
     samples: [],      // node feed samples, oldest first
     intervalMs: 1000, // the node feed's sample interval
     room: null,       // the watched room: {id, ctl, info, frame, detail, closed}
+    cluster: null,    // AbortController of the cluster panel's polling
   };
 
   // ---------------------------------------------------------------- API
@@ -201,10 +203,12 @@
     $("feed-status").hidden = false;
     setMsg($("login-msg"), "");
     startFeed();
+    startCluster();
   }
 
   function leave() {
     stopFeed();
+    stopCluster();
     closeRoom();
     state.samples = [];
     $("rooms-body").replaceChildren();
@@ -355,6 +359,115 @@
       el("td", { class: "num" }, fmtDuration(d.duration_ms))));
     $("disconnects-body").replaceChildren(...rows);
     $("disconnects-empty").hidden = rows.length > 0;
+  }
+
+  // ---------------------------------------------------------------- cluster
+
+  // The cluster panel shows while GET /admin/cluster answers 200; a node
+  // that runs alone answers 404 no_cluster and the panel stays hidden.
+  function startCluster() {
+    stopCluster();
+    const ctl = new AbortController();
+    state.cluster = ctl;
+    (async () => {
+      while (!ctl.signal.aborted) {
+        await refreshCluster(ctl.signal);
+        await delay(CLUSTER_MS, ctl.signal);
+      }
+    })();
+  }
+
+  function stopCluster() {
+    if (state.cluster) state.cluster.abort();
+    state.cluster = null;
+    const panel = $("cluster");
+    panel.hidden = true;
+    panel.dataset.state = "unknown";
+    $("cluster-body").replaceChildren();
+  }
+
+  async function refreshCluster(signal) {
+    const panel = $("cluster");
+    try {
+      const st = await api("GET", "/admin/cluster");
+      if (signal.aborted) return;
+      renderCluster(st);
+      setMsg($("cluster-msg"), "");
+      panel.hidden = false;
+      panel.dataset.state = "shown";
+      panel.dataset.refreshes = String(Number(panel.dataset.refreshes || 0) + 1);
+    } catch (err) {
+      if (signal.aborted) return; // a 401 has sent the operator to the login
+      if (err instanceof APIError && err.status === 404) {
+        panel.hidden = true;
+        panel.dataset.state = "absent";
+        return;
+      }
+      // Keep what was shown, marked stale.
+      panel.dataset.state = "error";
+      setMsg($("cluster-msg"), "Cluster status failed: " + describe(err) + "; retrying…", "error");
+    }
+  }
+
+  // renderCluster shows one row per member, with the rooms the directory
+  // places on it, then nodes the directory places rooms on that are no
+  // longer members.
+  function renderCluster(st) {
+    const members = st.members || [];
+    const placement = new Map((st.placement || []).map((p) => [p.node, p]));
+    const rows = [];
+    for (const m of members) {
+      rows.push(clusterRow(m.id, m.name || m.id, m.state, m.self, readiness(m), m.rooms, m.players, m.gameUrl, placement.get(m.id)));
+      placement.delete(m.id);
+    }
+    for (const p of placement.values()) {
+      rows.push(clusterRow(p.node, p.name || p.node, "unknown", false, "", null, null, "", p));
+    }
+    $("cluster-body").replaceChildren(...rows);
+
+    const count = (state) => members.filter((m) => m.state === state).length;
+    $("cluster-note").textContent = members.length + (members.length === 1 ? " member" : " members") +
+      " · " + ["alive", "suspect", "dead", "left"].filter((s) => count(s) > 0).map((s) => count(s) + " " + s).join(", ");
+    const d = st.directory || {};
+    const g = st.gossip || {};
+    const r = st.routing || {};
+    const pd = st.placementDecisions || {};
+    $("cluster-figures").textContent = [
+      "directory " + fmtInt(d.rooms) + " rooms, " + fmtInt(d.tombstones) + " tombstones",
+      d.lagSamples ? "lag p50 " + fmtMs(d.lagP50Ms) + ", p99 " + fmtMs(d.lagP99Ms) + ", max " + fmtMs(d.lagMaxMs) : "no lag samples",
+      "gossip in " + fmtBytes(g.bytesIn) + ", out " + fmtBytes(g.bytesOut) + (g.dropped ? ", " + fmtInt(g.dropped) + " dropped" : ""),
+      fmtInt(r.redirects) + " redirects, " + fmtInt(r.proxied) + " proxied",
+      "placed " + fmtInt(pd.toFreeSeat) + " to a free seat, " + fmtInt(pd.toNewRoom) + " to a new room, " + fmtInt(pd.local) + " here",
+    ].join(" · ");
+  }
+
+  function readiness(m) {
+    if (m.draining) return "draining";
+    return m.ready ? "ready" : "not ready";
+  }
+
+  function clusterRow(id, name, memberState, self, ready, rooms, players, gameUrl, placed) {
+    const nameCell = el("td", { class: "name", title: id }, name);
+    if (self) nameCell.append(" ", el("span", { class: "tag" }, "this node"));
+    const readyCell = el("td", { class: "ready" });
+    if (ready) readyCell.append(el("span", { class: "badge", "data-ready": ready }, ready));
+    const placedCell = el("td", { class: "placed", "data-rooms": placed ? String(placed.rooms) : "0" });
+    if (placed) {
+      const ids = placed.roomIds || [];
+      const more = placed.rooms - ids.length;
+      placedCell.append(el("span", { class: "count" }, fmtInt(placed.rooms) + (placed.rooms === 1 ? " room" : " rooms") + ", " + fmtInt(placed.players) + " players"),
+        ids.join(", ") + (more > 0 ? " +" + more + " more" : ""));
+    } else {
+      placedCell.append("–");
+    }
+    return el("tr", { "data-member": id, "data-self": String(!!self) },
+      nameCell,
+      el("td", { class: "state" }, el("span", { class: "badge", "data-state": memberState }, memberState)),
+      readyCell,
+      el("td", { class: "num rooms" }, fmtInt(rooms)),
+      el("td", { class: "num players" }, fmtInt(players)),
+      el("td", { class: "game" }, gameUrl || ""),
+      placedCell);
   }
 
   // ---------------------------------------------------------------- charts

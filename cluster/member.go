@@ -1,0 +1,75 @@
+package cluster
+
+import (
+	"bytes"
+	"log/slog"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+)
+
+// Member is a node of the cluster as this node sees it.
+type Member struct {
+	ID      string // gossip name: unique per process start
+	Addr    string // gossip host:port
+	State   MemberState
+	Meta    Meta
+	Self    bool
+	Since   time.Time // when this node last saw the state change
+	BadMeta bool      // its metadata could not be decoded (an older or newer node)
+}
+
+// MemberState is a member's liveness.
+type MemberState uint8
+
+// Member states.
+const (
+	StateAlive   MemberState = iota + 1
+	StateSuspect             // missed probes; dead unless it refutes soon
+	StateDead                // failed, or cut off from this node
+	StateLeft                // left on purpose
+)
+
+func (s MemberState) String() string {
+	switch s {
+	case StateAlive:
+		return "alive"
+	case StateSuspect:
+		return "suspect"
+	case StateDead:
+		return "dead"
+	case StateLeft:
+		return "left"
+	}
+	return "unknown"
+}
+
+func memberState(s memberlist.NodeStateType) MemberState {
+	switch s {
+	case memberlist.StateAlive:
+		return StateAlive
+	case memberlist.StateSuspect:
+		return StateSuspect
+	case memberlist.StateLeft:
+		return StateLeft
+	}
+	return StateDead
+}
+
+// logWriter turns memberlist's log lines ("[LEVEL] memberlist: ...") into
+// slog records at the matching level.
+type logWriter struct{ log *slog.Logger }
+
+func (w *logWriter) Write(p []byte) (int, error) {
+	line := bytes.TrimSpace(p)
+	level := slog.LevelDebug
+	for prefix, l := range map[string]slog.Level{"[ERR]": slog.LevelError, "[WARN]": slog.LevelWarn, "[INFO]": slog.LevelDebug, "[DEBUG]": slog.LevelDebug} {
+		if bytes.HasPrefix(line, []byte(prefix)) {
+			level = l
+			line = bytes.TrimSpace(line[len(prefix):])
+			break
+		}
+	}
+	w.log.Log(nil, level, string(line)) //nolint:staticcheck // memberlist has no context to give
+	return len(p), nil
+}

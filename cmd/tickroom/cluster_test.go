@@ -1,0 +1,124 @@
+package main
+
+import (
+	"encoding/json"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+var gossipRE = regexp.MustCompile(`msg="cluster gossip started".* gossip=(\S+)`)
+
+// gossipAddr returns the gossip address a node logged.
+func (n *node) gossipAddr(t *testing.T) string {
+	t.Helper()
+	var addr string
+	require.Eventually(t, func() bool {
+		m := gossipRE.FindStringSubmatch(n.logs())
+		if m != nil {
+			addr = m[1]
+		}
+		return m != nil
+	}, 5*time.Second, 10*time.Millisecond, "the node logs its gossip address")
+	return addr
+}
+
+// clusterView is the part of GET /admin/cluster these tests read.
+type clusterView struct {
+	Members []struct {
+		Name  string `json:"name"`
+		State string `json:"state"`
+		Ready bool   `json:"ready"`
+	} `json:"members"`
+	Directory struct {
+		Rooms int `json:"rooms"`
+	} `json:"directory"`
+	Placement []struct {
+		Name    string `json:"name"`
+		Rooms   int    `json:"rooms"`
+		Players int    `json:"players"`
+	} `json:"placement"`
+}
+
+func (n *node) cluster(t *testing.T) clusterView {
+	t.Helper()
+	var v clusterView
+	resp, err := http.Get(n.adminURL + "/admin/cluster")
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&v))
+	return v
+}
+
+// startCluster starts three tickroom serve processes on 127.0.0.1 that
+// join through the first; the last runs no rooms (--max-rooms 0), so every
+// player it takes is routed to the others.
+func startThreeNodes(t *testing.T, bin string) []*node {
+	t.Helper()
+	key := "TICKROOM_CLUSTER_KEY=000102030405060708090a0b0c0d0e0f"
+	n1 := startNode(t, bin, []string{key}, "--node-name", "n1", "--gossip-listen", "127.0.0.1:0")
+	seed := n1.gossipAddr(t)
+	n2 := startNode(t, bin, []string{key}, "--node-name", "n2", "--gossip-listen", "127.0.0.1:0", "--join", seed)
+	n3 := startNode(t, bin, []string{key}, "--node-name", "n3", "--gossip-listen", "127.0.0.1:0", "--join", seed, "--max-rooms", "0")
+	nodes := []*node{n1, n2, n3}
+	for _, n := range nodes {
+		require.Eventually(t, func() bool {
+			v := n.cluster(t)
+			ready := 0
+			for _, m := range v.Members {
+				if m.State == "alive" && m.Ready {
+					ready++
+				}
+			}
+			return ready == 3
+		}, 15*time.Second, 50*time.Millisecond, "every node sees three ready members; logs:\n%s", n.logs())
+	}
+	return nodes
+}
+
+func TestBotsThroughANodeThatHostsNoRooms(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts three servers and a bot run")
+	}
+	bin := buildBinary(t)
+	nodes := startThreeNodes(t, bin)
+	report := filepath.Join(t.TempDir(), "report.json")
+	out, err := exec.Command(bin, "bots", "--url", nodes[2].url, "--players", "48", "--room-size", "8", "--ramp", "24",
+		"--duration", "6s", "--json", report, "--max-errors", "0", "--max-drops", "0",
+		"--min-snapshot-rate", "50").CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	assert.Regexp(t, `bots joined +48 of 48`, string(out))
+
+	var rep struct {
+		Joined              int     `json:"joined"`
+		SnapshotsPerPlayerS float64 `json:"snapshots_per_player_s"`
+		Errors              uint64  `json:"errors"`
+	}
+	b, err := os.ReadFile(report)
+	require.NoError(t, err)
+	require.NoError(t, json.Unmarshal(b, &rep))
+	assert.Equal(t, 48, rep.Joined)
+	assert.Zero(t, rep.Errors)
+	assert.InDelta(t, 60, rep.SnapshotsPerPlayerS, 6, "about 60 snapshots a second through the redirect")
+
+	// The routing node hosted nothing; the others hosted every room, and
+	// every node's directory says so.
+	hosts := map[string]int{}
+	for _, p := range nodes[2].cluster(t).Placement {
+		hosts[p.Name] += p.Rooms
+	}
+	assert.Zero(t, hosts["n3"], "the node with --max-rooms 0 hosts no room")
+	// Joins came slower than the directory spreads (--ramp), so placement
+	// saw the load and spread the rooms.
+	assert.Positive(t, hosts["n1"], "n1 hosts rooms")
+	assert.Positive(t, hosts["n2"], "n2 hosts rooms")
+	t.Logf("rooms per node after the run: %v", hosts)
+}

@@ -1,0 +1,54 @@
+package admin
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/stretchr/testify/require"
+
+	"github.com/tickroom/tickroom/rooms/roomstest"
+)
+
+// stillCluster is a Cluster that answers one status and places nothing.
+type stillCluster struct{ st ClusterStatus }
+
+func (c stillCluster) ClusterStatus() ClusterStatus               { return c.st }
+func (stillCluster) PlaceRoom(string, int) (string, string, bool) { return "", "", false }
+
+// The collector describes every metric it may collect, the cluster's too,
+// though the Cluster comes after registration: a pedantic registry refuses
+// a metric whose descriptor was not described.
+func TestCollectorDescribesWhatItCollects(t *testing.T) {
+	game := roomstest.StartDefault(t)
+	var slot clusterSlot
+	reg := prometheus.NewPedanticRegistry()
+	require.NoError(t, reg.Register(newCollector(game.Registry, game.Net, &slot)))
+
+	names := func() []string {
+		t.Helper()
+		families, err := reg.Gather()
+		require.NoError(t, err)
+		var cluster []string
+		for _, f := range families {
+			if strings.HasPrefix(f.GetName(), "tickroom_cluster_") {
+				cluster = append(cluster, f.GetName())
+			}
+		}
+		return cluster
+	}
+	require.Empty(t, names())
+
+	var c Cluster = stillCluster{ClusterStatus{
+		Members:   []ClusterMember{{State: "alive"}, {State: "suspect"}},
+		Directory: DirectoryStatus{LagSamples: 1, LagP50Ms: 1, LagP99Ms: 2, LagMaxMs: 3},
+	}}
+	slot.p.Store(&c)
+	require.ElementsMatch(t, []string{
+		"tickroom_cluster_members", "tickroom_cluster_directory_rooms", "tickroom_cluster_directory_tombstones",
+		"tickroom_cluster_directory_lag_seconds", "tickroom_cluster_directory_lag_samples",
+		"tickroom_cluster_gossip_bytes_total", "tickroom_cluster_gossip_packets_total", "tickroom_cluster_gossip_dropped_total",
+		"tickroom_cluster_redirects_total", "tickroom_cluster_proxied_total",
+		"tickroom_cluster_placements_total", "tickroom_cluster_placements_local_total",
+	}, names())
+}
