@@ -34,6 +34,10 @@ type Config struct {
 	// bytes). Nodes without the key cannot join or read the gossip. Empty
 	// gossips in the clear, for a trusted network only.
 	SecretKey []byte
+	// Relay relays the connections of players whose room is on another
+	// node through this node, instead of redirecting them there: for
+	// clients that can reach only one load-balanced address.
+	Relay bool
 	// Label separates clusters that share a network: a node only talks to
 	// nodes with the same label.
 	Label string

@@ -25,7 +25,7 @@ func (n *Node) LocateRoom(roomID string) rooms.Route {
 	if !ok || m.State != StateAlive || m.Meta.GameURL == "" {
 		return rooms.Route{}
 	}
-	return rooms.Route{Node: m.Meta.Name, URL: m.Meta.GameURL}
+	return rooms.Route{Node: m.Meta.Name, URL: m.Meta.GameURL, Relay: n.cfg.Relay}
 }
 
 // candidate is a node placement may choose.
@@ -71,7 +71,7 @@ func (n *Node) PlaceJoin(mode string, size int) rooms.Route {
 		n.placement.Local.Add(1)
 		return rooms.Route{Local: true}
 	}
-	return rooms.Route{Node: best.name, URL: best.url}
+	return rooms.Route{Node: best.name, URL: best.url, Relay: n.cfg.Relay}
 }
 
 // weigh fills in each candidate's load and its fullest fitting room with

@@ -62,7 +62,7 @@ func (n *Node) ClusterStatus() admin.ClusterStatus {
 		BytesIn: s.BytesIn.Load(), BytesOut: s.BytesOut.Load(),
 		PacketsIn: s.PacketsIn.Load(), PacketsOut: s.PacketsOut.Load(), Dropped: s.Dropped.Load(),
 	}
-	st.Routing = admin.RoutingStatus{Redirects: n.reg.Redirects()}
+	st.Routing = admin.RoutingStatus{Redirects: n.reg.Redirects(), Proxied: n.reg.Relayed()}
 	p := &n.placement
 	st.Decisions = admin.PlacementCounter{ToFreeSeat: p.ToFreeSeat.Load(), ToNewRoom: p.ToNewRoom.Load(), Local: p.Local.Load()}
 	return st

@@ -99,6 +99,11 @@ type Conn struct {
 	// redirectTimer closes a connection whose join was redirected, if the
 	// client does not (request sets it, finish stops it).
 	redirectTimer atomic.Pointer[time.Timer]
+	// relay, once set, takes every message the client sends (relay.go);
+	// space tells a relay waiting on a full control queue that the writer
+	// took the queue.
+	relay atomic.Pointer[relay]
+	space chan struct{}
 
 	// The socket's writer: whoever holds owner (1) may write, either the
 	// writer goroutine or, on the fast path, the room offering a snapshot.
@@ -246,6 +251,9 @@ func (c *Conn) finish() {
 	}
 	if t := c.redirectTimer.Load(); t != nil {
 		t.Stop()
+	}
+	if r := c.relay.Load(); r != nil {
+		r.close()
 	}
 	_ = c.nc.Close()
 	cause, _ := c.endCause()

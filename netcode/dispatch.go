@@ -25,6 +25,12 @@ const (
 // leave, room message) it answers itself only if inline; otherwise it
 // leaves it decoded in ds.msg for the caller.
 func (c *Conn) dispatch(ds *decodeState, s Session, p []byte, inline bool) dispatchResult {
+	if r := c.relay.Load(); r != nil {
+		if !r.forward(p) {
+			return dispatchClose
+		}
+		return dispatchDone
+	}
 	m := &ds.msg
 	if err := ds.dec.DecodeClient(p, m); err != nil {
 		var de *wire.DecodeError
@@ -105,6 +111,11 @@ func (c *Conn) request(s Session, m *wire.ClientMessage) {
 		var re *RedirectError
 		if errors.As(err, &re) {
 			c.redirect(reqID, re)
+			return
+		}
+		var rl *RelayError
+		if errors.As(err, &rl) {
+			c.startRelay(reqID, m.Join, rl)
 			return
 		}
 	case wire.TypeLeave:

@@ -222,6 +222,7 @@ type ServerStats struct {
 	HandshakeFailures atomic.Uint64
 	SlowConsumers     atomic.Uint64
 	Redirects         atomic.Uint64 // joins answered with a Redirect to another node
+	Relayed           atomic.Uint64 // connections relayed to another node
 	disconnects       [numReasons]atomic.Uint64
 }
 
@@ -412,6 +413,7 @@ func (s *Server) add(nc net.Conn) bool {
 		opened:     time.Now(),
 		closing:    make(chan struct{}),
 		writerDone: make(chan struct{}),
+		space:      make(chan struct{}, 1),
 		// Buffered: a client frame's header, mask and payload then cost one
 		// read syscall rather than three. Small, since inputs are small.
 		br:       bufio.NewReaderSize(nc, readBuffer),

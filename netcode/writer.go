@@ -46,6 +46,36 @@ func (c *Conn) Send(msg []byte) {
 	}
 }
 
+// sendWait queues msg like Send, but waits up to timeout while the control
+// queue is full instead of closing the connection at once: the relay's
+// upstream reader uses it, so that a client that does not read stops the
+// reading upstream. It reports false if the connection is closing or
+// closed for being too slow.
+func (c *Conn) sendWait(msg []byte, timeout time.Duration) bool {
+	if c.isClosing() {
+		return false
+	}
+	if c.sendDirect(msg) || c.enqueue(outFrame{op: ws.OpBinary, data: msg}) {
+		return true
+	}
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.space:
+			if c.enqueue(outFrame{op: ws.OpBinary, data: msg}) {
+				return true
+			}
+		case <-c.closing:
+			return false
+		case <-t.C:
+			c.srv.stats.SlowConsumers.Add(1)
+			c.Close(wire.CloseSlowConsumer, "client reads too slowly: relayed messages piled up")
+			return false
+		}
+	}
+}
+
 // enqueue queues a control frame without blocking; false if the queue is full.
 func (c *Conn) enqueue(f outFrame) bool {
 	c.w.Lock()
@@ -125,6 +155,12 @@ func (c *Conn) writeLoop() {
 		c.w.spare = nil
 		snapshot, ping := c.w.snapshot, c.w.ping
 		c.w.snapshot, c.w.ping = false, false
+		if len(queue) > 0 {
+			select {
+			case c.space <- struct{}{}: // a relay may be waiting for room
+			default:
+			}
+		}
 		closing := c.isClosing()
 		if closing {
 			c.w.finished = true

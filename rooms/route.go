@@ -32,6 +32,19 @@ type Route struct {
 	Node, URL string
 	// Moving: the room is between hosts; the client should retry soon.
 	Moving bool
+	// Relay: this node relays the connection to that node instead of
+	// redirecting the client there (for clients that reach one address).
+	Relay bool
+}
+
+// away turns a route to another node into the join's answer.
+func (g *Registry) away(route Route) error {
+	if route.Relay {
+		g.routeStats.relayed.Add(1)
+		return netcode.Relay(route.URL, route.Node)
+	}
+	g.routeStats.redirects.Add(1)
+	return netcode.Redirect(route.URL, route.Node)
 }
 
 // routerSlot holds the Registry's Router, set once before serving.
@@ -65,8 +78,7 @@ func (g *Registry) routeAway(roomID string, hops uint32) error {
 	case route.Local || route.URL == "":
 		return nil
 	}
-	g.routeStats.redirects.Add(1)
-	return netcode.Redirect(route.URL, route.Node)
+	return g.away(route)
 }
 
 // placeAway answers a join-or-create that another node should serve with
@@ -83,15 +95,18 @@ func (g *Registry) placeAway(mode string, size int, hops uint32) error {
 	if route.Local || route.URL == "" {
 		return nil
 	}
-	g.routeStats.redirects.Add(1)
-	return netcode.Redirect(route.URL, route.Node)
+	return g.away(route)
 }
 
 // routeStats counts the joins this node sent elsewhere.
 type routeStats struct {
 	redirects atomic.Uint64
+	relayed   atomic.Uint64
 	moving    atomic.Uint64
 }
 
 // Redirects returns how many joins this node redirected to another node.
 func (g *Registry) Redirects() uint64 { return g.routeStats.redirects.Load() }
+
+// Relayed returns how many connections this node relayed to another node.
+func (g *Registry) Relayed() uint64 { return g.routeStats.relayed.Load() }

@@ -45,6 +45,10 @@ type clusterView struct {
 		Rooms   int    `json:"rooms"`
 		Players int    `json:"players"`
 	} `json:"placement"`
+	Routing struct {
+		Redirects uint64 `json:"redirects"`
+		Proxied   uint64 `json:"proxied"`
+	} `json:"routing"`
 }
 
 func (n *node) cluster(t *testing.T) clusterView {
@@ -61,13 +65,13 @@ func (n *node) cluster(t *testing.T) clusterView {
 // startCluster starts three tickroom serve processes on 127.0.0.1 that
 // join through the first; the last runs no rooms (--max-rooms 0), so every
 // player it takes is routed to the others.
-func startThreeNodes(t *testing.T, bin string) []*node {
+func startThreeNodes(t *testing.T, bin, route string) []*node {
 	t.Helper()
 	key := "TICKROOM_CLUSTER_KEY=000102030405060708090a0b0c0d0e0f"
 	n1 := startNode(t, bin, []string{key}, "--node-name", "n1", "--gossip-listen", "127.0.0.1:0")
 	seed := n1.gossipAddr(t)
 	n2 := startNode(t, bin, []string{key}, "--node-name", "n2", "--gossip-listen", "127.0.0.1:0", "--join", seed)
-	n3 := startNode(t, bin, []string{key}, "--node-name", "n3", "--gossip-listen", "127.0.0.1:0", "--join", seed, "--max-rooms", "0")
+	n3 := startNode(t, bin, []string{key}, "--node-name", "n3", "--gossip-listen", "127.0.0.1:0", "--join", seed, "--max-rooms", "0", "--route", route)
 	nodes := []*node{n1, n2, n3}
 	for _, n := range nodes {
 		require.Eventually(t, func() bool {
@@ -89,7 +93,15 @@ func TestBotsThroughANodeThatHostsNoRooms(t *testing.T) {
 		t.Skip("starts three servers and a bot run")
 	}
 	bin := buildBinary(t)
-	nodes := startThreeNodes(t, bin)
+	for _, route := range []string{"redirect", "proxy"} {
+		t.Run(route, func(t *testing.T) { botsThroughARouter(t, bin, route) })
+	}
+}
+
+// botsThroughARouter runs bots through a node that hosts no rooms and
+// routes its players by route.
+func botsThroughARouter(t *testing.T, bin, route string) {
+	nodes := startThreeNodes(t, bin, route)
 	report := filepath.Join(t.TempDir(), "report.json")
 	out, err := exec.Command(bin, "bots", "--url", nodes[2].url, "--players", "48", "--room-size", "8", "--ramp", "24",
 		"--duration", "6s", "--json", report, "--max-errors", "0", "--max-drops", "0",
@@ -121,4 +133,12 @@ func TestBotsThroughANodeThatHostsNoRooms(t *testing.T) {
 	assert.Positive(t, hosts["n1"], "n1 hosts rooms")
 	assert.Positive(t, hosts["n2"], "n2 hosts rooms")
 	t.Logf("rooms per node after the run: %v", hosts)
+	routing := nodes[2].cluster(t).Routing
+	if route == "proxy" {
+		assert.Equal(t, uint64(48), routing.Proxied, "every player relayed")
+		assert.Zero(t, routing.Redirects)
+	} else {
+		assert.Equal(t, uint64(48), routing.Redirects, "every player redirected")
+		assert.Zero(t, routing.Proxied)
+	}
 }

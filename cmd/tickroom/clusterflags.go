@@ -21,6 +21,7 @@ type clusterFlags struct {
 	gameURL      string
 	adminURL     string
 	gossipListen string
+	route        string
 }
 
 func registerClusterFlags(fs *flag.FlagSet) *clusterFlags {
@@ -34,6 +35,7 @@ func registerClusterFlags(fs *flag.FlagSet) *clusterFlags {
 	fs.StringVar(&cf.adminURL, "admin-url", "", "this node's admin listener as operators reach it; empty: from --admin-listen and the advertised host")
 	fs.StringVar(&cf.key, "cluster-key", "", "gossip encryption key, 16, 24 or 32 bytes in base64 or hex; every node needs the same (prefer the environment variable: flags show in ps)")
 	fs.StringVar(&cf.cfg.Label, "cluster-label", "", "cluster name: nodes only gossip with nodes of the same label")
+	fs.StringVar(&cf.route, "route", "redirect", "how a player whose room is on another node gets there: redirect (the client dials that node) or proxy (this node relays the connection)")
 	return cf
 }
 
@@ -49,6 +51,13 @@ func (cf *clusterFlags) config() (*cluster.Config, error) {
 	}
 	c := cf.cfg
 	c.GossipListen = cf.gossipListen
+	switch cf.route {
+	case "redirect":
+	case "proxy":
+		c.Relay = true
+	default:
+		return nil, fmt.Errorf("--route must be redirect or proxy, not %q", cf.route)
+	}
 	for _, s := range strings.Split(cf.join, ",") {
 		if s = strings.TrimSpace(s); s != "" {
 			c.Join = append(c.Join, s)
