@@ -90,7 +90,7 @@ func DefaultConfig() Config {
 		SuspicionMult:    4,
 		SuspicionMaxMult: 1,
 		GossipInterval:   100 * time.Millisecond, // directory deltas reach 10 nodes in ~0.3 s
-		PushPullInterval: time.Minute,            // full-directory repair, a backstop to the relayed deltas: 1,000 rooms are ~32 KB each way
+		PushPullInterval: 10 * time.Second,       // membership repair (a missed metadata update); the full directory rides on every 6th
 		JoinRetry:        time.Second,
 		RejoinInterval:   30 * time.Second, // heals a split cluster within half a minute
 		ScanInterval:     100 * time.Millisecond,

@@ -60,10 +60,20 @@ func (d *delegate) GetBroadcasts(overhead, limit int) [][]byte {
 }
 
 // LocalState implements memberlist.Delegate: the whole directory, for a
-// push/pull.
+// join's push/pull and every directoryRepairEvery-th other one; the rest
+// carry only membership (memberlist's own part), which repairs a missed
+// metadata update within a PushPullInterval.
 func (d *delegate) LocalState(join bool) []byte {
+	if !join && d.n.pushPulls.Add(1)%directoryRepairEvery != 0 {
+		return encodeEntries(msgState, nil)
+	}
 	return encodeEntries(msgState, d.n.dir.all())
 }
+
+// directoryRepairEvery is how many push/pulls go by between full
+// directories: at a 10 s PushPullInterval, one a minute, ~32 KB each way
+// at 1,000 rooms. The relayed deltas are the directory's real channel.
+const directoryRepairEvery = 6
 
 // MergeRemoteState implements memberlist.Delegate. What a full state
 // teaches is not relayed: every node repairs through its own push/pulls.

@@ -46,6 +46,7 @@ type Node struct {
 	ready     atomic.Bool
 	metaDirty chan struct{} // a flag changed: gossip the meta now
 
+	pushPulls atomic.Uint64 // LocalState calls, to send the full directory every few
 	stats     GossipStats
 	placement PlacementStats
 

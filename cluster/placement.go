@@ -37,10 +37,11 @@ type candidate struct {
 	freeRoom      int // fewest free seats of a fitting room; 0: none
 }
 
-// PlaceJoin implements rooms.Router: a join-or-create goes to a node
-// that has a public room of the mode with a free seat (this node first,
-// then the node whose room is closest to full, to pack rooms), else to
-// the node chosen to create one (choose).
+// PlaceJoin implements rooms.Router: a join-or-create that this node has
+// no free seat for goes to the node whose room of the mode is closest to
+// full (to pack rooms), else to the node chosen to create one (choose).
+// This node's own entries lag its registry, which the caller has asked
+// already, so they count for load only.
 func (n *Node) PlaceJoin(mode string, size int) rooms.Route {
 	cands := n.candidates()
 	if len(cands) == 0 {
@@ -50,12 +51,8 @@ func (n *Node) PlaceJoin(mode string, size int) rooms.Route {
 	var best *candidate
 	for i := range cands {
 		c := &cands[i]
-		if c.freeRoom == 0 {
+		if c.freeRoom == 0 || c.self {
 			continue
-		}
-		if c.self {
-			best = c
-			break
 		}
 		if best == nil || c.freeRoom < best.freeRoom {
 			best = c
@@ -93,6 +90,32 @@ func (n *Node) weigh(cands []candidate, mode string, size int) {
 			}
 		}
 	})
+}
+
+// PlaceNewRoom implements rooms.Router: the node that should create a
+// room of mode and size.
+func (n *Node) PlaceNewRoom(mode string, size int) rooms.Route {
+	best := n.placeNew(mode, size)
+	if best == nil || best.self {
+		return rooms.Route{Local: true}
+	}
+	return rooms.Route{Node: best.name, URL: best.url, Relay: n.cfg.Relay}
+}
+
+// placeNew chooses the node that creates a room of mode and size; nil if
+// no node can (then this one tries).
+func (n *Node) placeNew(mode string, size int) *candidate {
+	cands := n.candidates()
+	if len(cands) == 0 {
+		return nil
+	}
+	n.weigh(cands, mode, size)
+	best := n.choose(cands, mode+"/"+strconv.Itoa(size))
+	n.placement.ToNewRoom.Add(1)
+	if best.self {
+		n.placement.Local.Add(1)
+	}
+	return best
 }
 
 // choose picks the node that creates a room for key: the least loaded of

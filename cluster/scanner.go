@@ -19,6 +19,7 @@ func (n *Node) scanner(ctx context.Context) {
 	tick := time.NewTicker(n.cfg.ScanInterval)
 	defer tick.Stop()
 	var lastMeta, lastSweep time.Time
+	members := 0
 	for {
 		metaNow := false
 		select {
@@ -30,8 +31,17 @@ func (n *Node) scanner(ctx context.Context) {
 		}
 		now := time.Now()
 		n.publishRooms(own, seen, now)
-		if metaNow || now.Sub(lastMeta) >= n.cfg.MetaInterval {
-			if changed, err := n.publishMetaIfChanged(); err != nil {
+		// A member joining may have missed the last metadata update (one
+		// gossiped while the cluster was smaller): say it again.
+		force := false
+		if m := n.ml.NumMembers(); m > members {
+			force = members > 0 || m > 1
+			members = m
+		} else {
+			members = m
+		}
+		if force || metaNow || now.Sub(lastMeta) >= n.cfg.MetaInterval {
+			if changed, err := n.publishMetaIfChanged(force); err != nil {
 				n.log.Warn("cannot gossip this node's metadata", "err", err)
 			} else if changed {
 				lastMeta = now
@@ -132,13 +142,13 @@ func (n *Node) publishMeta() error {
 	return nil
 }
 
-// publishMetaIfChanged gossips the metadata if it changed.
-func (n *Node) publishMetaIfChanged() (bool, error) {
+// publishMetaIfChanged gossips the metadata if it changed, or if force.
+func (n *Node) publishMetaIfChanged(force bool) (bool, error) {
 	p, err := encodeMeta(n.currentMeta())
 	if err != nil {
 		return false, err
 	}
-	if old := n.meta.Load(); old != nil && string(*old) == string(p) {
+	if old := n.meta.Load(); !force && old != nil && string(*old) == string(p) {
 		return false, nil
 	}
 	n.meta.Store(&p)

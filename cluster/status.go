@@ -2,7 +2,6 @@ package cluster
 
 import (
 	"slices"
-	"strconv"
 	"time"
 
 	"github.com/tickroom/tickroom/rooms/admin"
@@ -73,15 +72,8 @@ func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond)
 // PlaceRoom implements admin.Cluster: a room an operator creates goes
 // where a join-or-create of its mode would create one.
 func (n *Node) PlaceRoom(mode string, size int) (adminURL, node string, ok bool) {
-	cands := n.candidates()
-	if len(cands) == 0 {
-		return "", "", false
-	}
-	n.weigh(cands, mode, size)
-	best := n.choose(cands, mode+"/"+strconv.Itoa(size))
-	n.placement.ToNewRoom.Add(1)
-	if best.self {
-		n.placement.Local.Add(1)
+	best := n.placeNew(mode, size)
+	if best == nil || best.self {
 		return "", "", false
 	}
 	m, _ := n.member(best.id)

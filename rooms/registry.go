@@ -201,6 +201,28 @@ func (g *Registry) Close(ctx context.Context) error {
 	}
 }
 
+// takesNewcomer reports whether join-or-create may seat a player of mode
+// (and of size seats, unless 0) in r: public, not paused (a paused room is
+// an operator's, being debugged) and with a seat that no join in flight
+// has promised. The caller holds g.mu.
+func (r *Room) takesNewcomer(mode string, size int) bool {
+	return r.mode == mode && !r.private && !r.isPaused.Load() && (size == 0 || r.maxPlayers == size) &&
+		int(r.seats.Load()+r.reserved.Load()) < r.maxPlayers
+}
+
+// hasFreeSeat reports whether a public room of mode (and of size seats,
+// unless 0) has a seat that no join in flight has promised.
+func (g *Registry) hasFreeSeat(mode string, size int) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for _, r := range g.order {
+		if r.takesNewcomer(mode, size) {
+			return true
+		}
+	}
+	return false
+}
+
 // reserveSeat picks a public room of mode (and of size seats, unless 0)
 // with a free seat, counting seats already promised to joins in flight, or
 // creates one. The caller must release the reservation.
@@ -211,9 +233,7 @@ func (g *Registry) reserveSeat(mode string, size int) (*Room, error) {
 		return nil, ErrClosed
 	}
 	for _, r := range g.order {
-		// A paused room is an operator's, being debugged: no newcomers.
-		if r.mode == mode && !r.private && !r.isPaused.Load() && (size == 0 || r.maxPlayers == size) &&
-			int(r.seats.Load()+r.reserved.Load()) < r.maxPlayers {
+		if r.takesNewcomer(mode, size) {
 			r.reserved.Add(1)
 			return r, nil
 		}

@@ -19,9 +19,12 @@ type Router interface {
 	// LocateRoom says where a room that this node does not run lives.
 	LocateRoom(roomID string) Route
 	// PlaceJoin says which node a join-or-create of mode (and of size
-	// seats, unless 0) goes to: one with a room that has a free seat, or
-	// the node that should create one.
+	// seats, unless 0) goes to, when this node has no free seat for it:
+	// another node with a room that has one, or the node that should
+	// create one.
 	PlaceJoin(mode string, size int) Route
+	// PlaceNewRoom says which node should create a room of mode and size.
+	PlaceNewRoom(mode string, size int) Route
 }
 
 // Route is a Router's answer.
@@ -82,16 +85,27 @@ func (g *Registry) routeAway(roomID string, hops uint32) error {
 }
 
 // placeAway answers a join-or-create that another node should serve with
-// a redirect there. A join that was redirected once already is served
-// here: the node that sent it chose this one, and a second opinion from a
-// view that may differ would only bounce the client. It returns nil when
-// this node serves the join.
+// a redirect there; it returns nil when this node serves the join. A free
+// seat here comes first; else a first try goes where the Router places
+// it. A join redirected here for a free
+// seat that is gone by now (the directory lags the seats by a gossip
+// round) is not made to create a room here: it goes to the node that
+// should create one, unless that is this node or the join has used its
+// hops.
 func (g *Registry) placeAway(mode string, size int, hops uint32) error {
 	r := g.router.load()
-	if r == nil || hops > 0 {
+	if r == nil || hops >= wire.MaxHops-1 {
 		return nil
 	}
-	route := r.PlaceJoin(mode, size)
+	var route Route
+	switch {
+	case g.hasFreeSeat(mode, size): // this node's own seats, known exactly
+		return nil
+	case hops == 0:
+		route = r.PlaceJoin(mode, size)
+	default:
+		route = r.PlaceNewRoom(mode, size)
+	}
 	if route.Local || route.URL == "" {
 		return nil
 	}
