@@ -7,11 +7,15 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/tickroom/tickroom/netcode/client"
+	"github.com/tickroom/tickroom/sim"
 )
 
 var gossipRE = regexp.MustCompile(`msg="cluster gossip started".* gossip=(\S+)`)
@@ -141,4 +145,72 @@ func botsThroughARouter(t *testing.T, bin, route string) {
 		assert.Equal(t, uint64(48), routing.Redirects, "every player redirected")
 		assert.Zero(t, routing.Proxied)
 	}
+}
+
+// TestConcurrentJoinOrCreatesThroughEveryNode: players joining at once
+// through all three nodes fill rooms before creating them, cluster-wide:
+// at most one room per node more than the seats need.
+func TestConcurrentJoinOrCreatesThroughEveryNode(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts three servers")
+	}
+	bin := buildBinary(t)
+	key := "TICKROOM_CLUSTER_KEY=000102030405060708090a0b0c0d0e0f"
+	n1 := startNode(t, bin, []string{key}, "--node-name", "n1", "--gossip-listen", "127.0.0.1:0")
+	seed := n1.gossipAddr(t)
+	nodes := []*node{n1,
+		startNode(t, bin, []string{key}, "--node-name", "n2", "--gossip-listen", "127.0.0.1:0", "--join", seed),
+		startNode(t, bin, []string{key}, "--node-name", "n3", "--gossip-listen", "127.0.0.1:0", "--join", seed),
+	}
+	for _, n := range nodes {
+		require.Eventually(t, func() bool {
+			ready := 0
+			for _, m := range n.cluster(t).Members {
+				if m.State == "alive" && m.Ready {
+					ready++
+				}
+			}
+			return ready == 3
+		}, 15*time.Second, 50*time.Millisecond)
+	}
+	const players, size = 60, 4
+	var wg sync.WaitGroup
+	clients := make([]*client.Client, players)
+	errs := make([]error, players)
+	start := make(chan struct{})
+	for i := range players {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, err := client.Dial(t.Context(), nodes[i%3].url, client.DefaultConfig())
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			clients[i] = c
+			<-start
+			_, errs[i] = c.Join(t.Context(), client.JoinOptions{Mode: sim.ArenaMode, MaxPlayers: size})
+		}()
+	}
+	time.Sleep(200 * time.Millisecond) // the dials are done; the joins go at once
+	close(start)
+	wg.Wait()
+	for i, c := range clients {
+		require.NoError(t, errs[i], "player %d", i)
+		defer c.Close()
+	}
+	rooms := 0
+	require.Eventually(t, func() bool {
+		rooms = 0
+		seated := 0
+		for _, p := range nodes[0].cluster(t).Placement {
+			rooms += p.Rooms
+			seated += p.Players
+		}
+		return seated == players
+	}, 5*time.Second, 50*time.Millisecond, "the directory counts every player")
+	need := players / size
+	t.Logf("%d players in rooms of %d: %d rooms (%d needed)", players, size, rooms, need)
+	assert.LessOrEqual(t, rooms, need+len(nodes), "at most one room too many per node")
+	assert.GreaterOrEqual(t, rooms, need)
 }
