@@ -114,6 +114,7 @@ func (c *Config) validate() error {
 		}
 	}
 	check(c.NodeName != "" && len(c.NodeName) <= 64, "NodeName must be 1..64 bytes")
+	check(len(c.Label) <= 255, "Label must be at most 255 bytes")
 	check(len(c.GameURL) <= maxMetaField && len(c.AdminURL) <= maxMetaField, "GameURL and AdminURL must be at most %d bytes", maxMetaField)
 	if u, err := url.Parse(c.GameURL); err != nil || (u.Scheme != "ws" && u.Scheme != "wss") || u.Host == "" {
 		errs = append(errs, fmt.Errorf("GameURL %q must be a ws:// or wss:// URL with a host", c.GameURL))

@@ -142,11 +142,16 @@ func (n *Node) memberChanged(node *memberlist.Node, state MemberState) {
 	n.members[node.Name] = m
 	// Forget the long departed, so that a churning cluster's table stays
 	// bounded.
+	alive := int32(0)
 	for id, o := range n.members {
 		if (o.State == StateDead || o.State == StateLeft) && time.Since(o.Since) > n.cfg.TombstoneTTL {
 			delete(n.members, id)
 		}
+		if o.State == StateAlive {
+			alive++
+		}
 	}
+	n.alives.Store(alive)
 	n.membersMu.Unlock()
 	if old == nil || old.State != state {
 		n.log.Info("member "+state.String(), "member", node.Name, "name", meta.Name, "addr", m.Addr)
@@ -160,6 +165,11 @@ func (n *Node) broadcast(es []Entry) { queueEntries(n.queue, es) }
 // relay queues other hosts' entries, learnt just now, to pass them on.
 func (n *Node) relay(es []Entry) { queueEntries(n.relays, es) }
 
+// maxQueued bounds each broadcast queue, in messages: more changes than
+// gossip carries (a few KB/s) would otherwise grow it, and the lag, for
+// ever. The oldest go first; push/pull repairs what they carried.
+const maxQueued = 4096
+
 // maxBroadcast bounds one directory message: with memberlist's headers
 // it fits the 1,400-byte gossip packet beside others.
 const maxBroadcast = 1000
@@ -168,6 +178,7 @@ const maxBroadcast = 1000
 // messages matter: memberlist drops user messages beyond a queue of 1,024
 // on the receiving side, however small they are.
 func queueEntries(q *memberlist.TransmitLimitedQueue, es []Entry) {
+	defer q.Prune(maxQueued)
 	for len(es) > 0 {
 		k := len(es)
 		msg := encodeEntries(msgEntries, es[:k])

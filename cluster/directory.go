@@ -47,8 +47,14 @@ type directory struct {
 	entries map[string]*dirEntry
 	dead    map[string]time.Time // hosts that died: their late entries are refused
 
-	lag lagRing // how long entries took to arrive here
+	lag     lagRing // how long entries took to arrive here
+	refused uint64  // new entries refused because the directory is full
 }
+
+// maxDirectory bounds the entries a node holds, tombstones included: far
+// above any cluster's rooms (each node runs at most 10,000 by default), so
+// it binds only against a peer that floods invented rooms.
+const maxDirectory = 1 << 20
 
 type dirEntry struct {
 	Entry
@@ -71,6 +77,10 @@ func (d *directory) merge(e Entry, now time.Time, remote bool) bool {
 	}
 	old := d.entries[e.Room]
 	if old != nil && !e.newer(&old.Entry) {
+		return false
+	}
+	if old == nil && len(d.entries) >= maxDirectory {
+		d.refused++
 		return false
 	}
 	de := &dirEntry{Entry: e}
@@ -110,15 +120,26 @@ func (d *directory) hostAlive(host string) {
 
 // sweep drops tombstones older than ttl, entries whose host has not been
 // an alive member for grace, and forgets dead hosts after ttl. alive
-// reports whether a host is an alive member.
+// reports whether a host is an alive member; it is asked once per host,
+// before the directory is locked.
 func (d *directory) sweep(now time.Time, ttl, grace time.Duration, alive func(string) bool) (dropped int) {
+	d.mu.RLock()
+	hosts := make(map[string]bool)
+	for _, e := range d.entries {
+		hosts[e.Host] = false
+	}
+	d.mu.RUnlock()
+	for h := range hosts {
+		hosts[h] = alive(h)
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for id, e := range d.entries {
+		isAlive, known := hosts[e.Host]
 		switch {
 		case e.Closed && now.Sub(e.closedAt) > ttl:
 			delete(d.entries, id)
-		case alive(e.Host):
+		case isAlive || !known: // !known: arrived since; next sweep
 			e.orphaned = time.Time{}
 		case e.orphaned.IsZero():
 			e.orphaned = now

@@ -40,11 +40,13 @@ type Node struct {
 
 	membersMu sync.RWMutex
 	members   map[string]*Member // by gossip name, self and the departed included
+	alives    atomic.Int32       // alive members in members, for the broadcast queues
 
 	meta      atomic.Pointer[[]byte]
 	draining  atomic.Bool
 	ready     atomic.Bool
 	metaDirty chan struct{} // a flag changed: gossip the meta now
+	metaBusy  atomic.Bool   // an UpdateNode is under way
 
 	pushPulls atomic.Uint64 // LocalState calls, to send the full directory every few
 	stats     GossipStats
@@ -110,12 +112,15 @@ func newNode(cfg Config, reg *rooms.Registry, opt options) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	numNodes := func() int { return max(n.ml.NumMembers(), 1) }
+	// Not n.ml.NumMembers: memberlist may gossip (and so ask) before
+	// Create returns, and it takes memberlist's node lock on every packet.
+	numNodes := func() int { return max(int(n.alives.Load()), 1) }
 	n.queue = &memberlist.TransmitLimitedQueue{NumNodes: numNodes, RetransmitMult: mc.RetransmitMult}
 	n.relays = &memberlist.TransmitLimitedQueue{NumNodes: numNodes, RetransmitMult: relayRetransmitMult}
 	d := &delegate{n: n}
 	mc.Delegate, mc.Events = d, d
 	if n.ml, err = memberlist.Create(mc); err != nil {
+		_ = mc.Transport.Shutdown() // Create does not, when it fails
 		return nil, fmt.Errorf("cluster: start gossip on %s: %w", cfg.GossipListen, err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())

@@ -32,18 +32,25 @@ func (n *Node) scanner(ctx context.Context) {
 		now := time.Now()
 		n.publishRooms(own, seen, now)
 		// A member joining may have missed the last metadata update (one
-		// gossiped while the cluster was smaller): say it again.
+		// gossiped while the cluster was smaller), or be one that others
+		// took for dead and whose rooms they dropped, which it cannot know:
+		// say both again.
 		force := false
-		if m := n.ml.NumMembers(); m > members {
-			force = members > 0 || m > 1
+		if m := int(n.alives.Load()); m > members {
+			force = m > 1
 			members = m
 		} else {
 			members = m
 		}
+		if force && len(own) > 0 {
+			all := make([]Entry, 0, len(own))
+			for _, e := range own {
+				all = append(all, e)
+			}
+			n.broadcast(all)
+		}
 		if force || metaNow || now.Sub(lastMeta) >= n.cfg.MetaInterval {
-			if changed, err := n.publishMetaIfChanged(force); err != nil {
-				n.log.Warn("cannot gossip this node's metadata", "err", err)
-			} else if changed {
+			if n.publishMetaIfChanged(force) {
 				lastMeta = now
 			}
 		}
@@ -142,15 +149,30 @@ func (n *Node) publishMeta() error {
 	return nil
 }
 
-// publishMetaIfChanged gossips the metadata if it changed, or if force.
-func (n *Node) publishMetaIfChanged(force bool) (bool, error) {
+// publishMetaIfChanged gossips the metadata if it changed, or if force,
+// and reports whether it did. memberlist's UpdateNode waits until the
+// update is sent, up to a second; it runs on a goroutine of its own (one
+// at a time) so that the scanner keeps publishing rooms meanwhile.
+func (n *Node) publishMetaIfChanged(force bool) bool {
 	p, err := encodeMeta(n.currentMeta())
 	if err != nil {
-		return false, err
+		n.log.Warn("cannot encode this node's metadata", "err", err)
+		return false
 	}
 	if old := n.meta.Load(); !force && old != nil && string(*old) == string(p) {
-		return false, nil
+		return false
+	}
+	if !n.metaBusy.CompareAndSwap(false, true) {
+		return false // the next scan tries again
 	}
 	n.meta.Store(&p)
-	return true, n.ml.UpdateNode(time.Second)
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		defer n.metaBusy.Store(false)
+		if err := n.ml.UpdateNode(time.Second); err != nil {
+			n.log.Debug("metadata update not yet acknowledged by gossip", "err", err)
+		}
+	}()
+	return true
 }

@@ -87,6 +87,9 @@ func (c *Conn) request(s Session, m *wire.ClientMessage) {
 	case wire.TypeMessage:
 		reqID = m.Message.ReqID
 	}
+	if t := c.redirectTimer.Swap(nil); t != nil {
+		t.Stop() // the client stays: it did not follow, or could not
+	}
 	if !c.requests.allow(time.Now()) {
 		c.replyError(reqID, wire.CodeRateLimited, "more requests per second than allowed")
 		return
@@ -149,9 +152,7 @@ func (c *Conn) redirect(reqID uint32, re *RedirectError) {
 	t := time.AfterFunc(c.srv.cfg.RedirectGrace, func() {
 		c.Close(wire.CloseGoingAway, "redirected to node "+re.Node)
 	})
-	if old := c.redirectTimer.Swap(t); old != nil {
-		old.Stop() // a client that asked again: the newest grace counts
-	}
+	c.redirectTimer.Store(t) // request stopped any earlier one
 }
 
 func codeOf(err error) wire.ErrorCode {

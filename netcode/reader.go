@@ -235,7 +235,7 @@ func (c *Conn) readFailed(err error) {
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		c.Close(wire.CloseHeartbeatTimeout, "no frame within the heartbeat timeout")
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
-		c.end(&CloseError{Code: 1006, Reason: "connection lost", ByPeer: true}, nil)
+		c.end(&CloseError{Code: closeAbnormal, Reason: "connection lost", ByPeer: true}, nil)
 	default:
 		c.end(fmt.Errorf("netcode: read: %w", err), nil)
 	}

@@ -68,9 +68,8 @@ type relay struct {
 // its own) reaches the client as every later message does. It runs on the
 // goroutine answering the request, which may block.
 func (c *Conn) startRelay(reqID uint32, join wire.Join, re *RelayError) {
-	if c.relay.Load() != nil {
-		c.replyError(reqID, wire.CodeAlreadyInRoom, "this connection is relayed to another node already")
-		return
+	if c.isClosing() {
+		return // no player to seat on the host
 	}
 	up, rd, err := c.dialUpstream(re.URL)
 	if err != nil {
@@ -91,9 +90,6 @@ func (c *Conn) startRelay(reqID uint32, join wire.Join, re *RelayError) {
 	go r.writeUpstream()
 	c.relay.Store(r)
 	c.logger().Info("connection relayed", "node", re.Node, "url", re.URL)
-	if c.isClosing() {
-		r.close() // finish may have looked for the relay before it was stored
-	}
 }
 
 // dialUpstream opens the WebSocket to url and does the Hello and
@@ -102,6 +98,13 @@ func (c *Conn) dialUpstream(url string) (net.Conn, *wsframe.Reader, error) {
 	cfg := &c.srv.cfg
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.HandshakeTimeout)
 	defer cancel()
+	go func() { // the dial ends early if the client goes
+		select {
+		case <-c.closing:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
 	up, br, _, err := ws.Dialer{}.Dial(ctx, url)
 	if err != nil {
 		return nil, nil, fmt.Errorf("dial: %w", err)
@@ -144,16 +147,22 @@ func (c *Conn) dialUpstream(url string) (net.Conn, *wsframe.Reader, error) {
 	}
 }
 
-// relayMaxMessage bounds a message from the upstream: a full snapshot of
-// a big room.
+// relayMaxMessage bounds a message from the upstream. A host's messages
+// are small (a full snapshot of a 256-seat room is a few KB, a room event
+// at most MaxRoomMessage), so a slow client's relay holds ControlQueue of
+// them, tens of KB; this bound only stops a broken host.
 const relayMaxMessage = 1 << 20
 
 // forward queues a message from the client for the upstream, without
 // blocking the reader (a poller serves many connections). It reports false
 // if the connection must close.
 func (r *relay) forward(p []byte) bool {
+	msg := append([]byte(nil), p...)
+	if isJoin(p) {
+		msg = r.countHop(msg)
+	}
 	select {
-	case r.out <- outFrame{op: ws.OpBinary, data: append([]byte(nil), p...)}:
+	case r.out <- outFrame{op: ws.OpBinary, data: msg}:
 		return true
 	default:
 		r.c.srv.stats.SlowConsumers.Add(1)
@@ -162,11 +171,39 @@ func (r *relay) forward(p []byte) bool {
 	}
 }
 
+// isJoin reports whether p looks like a Join: a small array whose first
+// element is the Join type. Inputs, the common case, are told apart by
+// their second byte alone.
+func isJoin(p []byte) bool {
+	return len(p) >= 2 && p[0]&0xf0 == 0x90 && p[1] == byte(wire.TypeJoin)
+}
+
+// countHop re-encodes a Join the client sends through the relay with its
+// hops one higher, so that the hop limit holds however the join travels.
+// A message that does not decode goes as it is: the host answers it.
+func (r *relay) countHop(msg []byte) []byte {
+	var m wire.ClientMessage
+	dec := wire.NewDecoder()
+	if dec.DecodeClient(msg, &m) != nil || m.Type != wire.TypeJoin {
+		return msg
+	}
+	m.Join.Hops++
+	e := r.c.srv.encoders.Get().(*wire.Encoder)
+	out := append([]byte(nil), e.Join(m.Join)...)
+	r.c.srv.encoders.Put(e)
+	return out
+}
+
 // readUpstream hands the upstream's messages to the client, in order.
 func (r *relay) readUpstream() {
 	defer r.wg.Done()
 	c := r.c
 	for {
+		// A host that goes silent without closing (its machine gone) is
+		// noticed as the client's own server would notice a client: it
+		// pings every PingInterval, so nothing for HeartbeatTimeout is
+		// dead.
+		_ = r.up.SetReadDeadline(time.Now().Add(c.srv.cfg.HeartbeatTimeout))
 		op, p, err := r.rd.Next()
 		if err != nil {
 			select {
@@ -188,9 +225,9 @@ func (r *relay) readUpstream() {
 			}
 		case ws.OpClose:
 			code, reason, _ := wsframe.ParseClose(p)
-			cc := wire.CloseCode(code)
-			if code < 1000 || code == 1005 || code == 1006 {
-				cc = wire.CloseGoingAway
+			cc := echoCode(code)
+			if cc == wire.CloseProtocolError && code != uint16(wire.CloseProtocolError) {
+				cc = wire.CloseGoingAway // a code that may not be sent on
 			}
 			c.Close(cc, reason)
 			return
@@ -205,7 +242,17 @@ func (r *relay) writeUpstream() {
 	defer r.wg.Done()
 	for {
 		select {
+		case <-r.stop: // close sends the close frame
+			return
+		default:
+		}
+		select {
 		case f := <-r.out:
+			select {
+			case <-r.stop:
+				return
+			default:
+			}
 			_ = r.up.SetWriteDeadline(time.Now().Add(r.c.srv.cfg.WriteTimeout))
 			if err := writeMasked(r.up, f.op, f.data); err != nil {
 				r.c.Close(wire.CloseGoingAway, "the room's node went away")
@@ -222,20 +269,17 @@ func (r *relay) writeUpstream() {
 func (r *relay) close() {
 	r.once.Do(func() {
 		close(r.stop)
-		code, reason := uint16(wire.CloseGoingAway), "relay closed"
-		if cause, _ := r.c.endCause(); cause != nil {
-			var ce *CloseError
-			if errors.As(cause, &ce) && ce.ByPeer {
-				code, reason = uint16(ce.Code), ce.Reason
-				if code == uint16(closeNoStatus) {
-					code = uint16(wire.CloseNormal)
-				}
-			}
-		}
 		_ = r.up.SetReadDeadline(time.Now()) // wakes the reader; it sees stop
-		_ = r.up.SetWriteDeadline(time.Now().Add(r.c.srv.cfg.CloseGrace))
-		r.wg.Wait() // the writer is gone: the close frame is the last write
-		_ = writeMasked(r.up, ws.OpClose, wsframe.CloseBody(code, reason))
+		r.wg.Wait()                          // the writer is gone: a close frame is the last write
+		// Only a client that said goodbye says goodbye to the host: a
+		// client that dropped, timed out or was too slow must look
+		// dropped there too (no close frame), so that its seat is held.
+		var ce *CloseError
+		if cause, _ := r.c.endCause(); errors.As(cause, &ce) && ce.ByPeer && ce.Code != closeAbnormal {
+			code := echoCode(uint16(ce.Code))
+			_ = r.up.SetWriteDeadline(time.Now().Add(r.c.srv.cfg.CloseGrace))
+			_ = writeMasked(r.up, ws.OpClose, wsframe.CloseBody(uint16(code), ce.Reason))
+		}
 		_ = r.up.Close()
 	})
 }

@@ -100,7 +100,7 @@ func DefaultServerConfig() ServerConfig {
 		AbuseFactor:      4,                // 480 dropped inputs a second is nobody's honest client
 		RequestRate:      20,               // joins, leaves, chat
 		RequestBurst:     20,
-		RedirectGrace:    2 * time.Second, // a client dials the other node at once; this only catches those that ignore Redirect
+		RedirectGrace:    10 * time.Second, // above a client's dial plus join timeouts; only catches clients that ignore Redirect
 		DisconnectLog:    100,
 		Pollers:          defaultPollers(runtime.GOMAXPROCS(0)),
 		ReadMode:         ReadOnTick, // a quarter less server CPU at equal input latency (BENCHMARKS.md)

@@ -58,7 +58,8 @@ func (e *RedirectError) Error() string {
 // Redirect returns the error with which Session.Join sends the client to
 // the node at url. netcode answers with a wire.Redirect and closes the
 // connection with 1001 after ServerConfig.RedirectGrace, if the client has
-// not closed it by then: a client that does not know Redirect reconnects.
+// neither closed it nor sent another request by then: a client that does
+// not know Redirect reconnects.
 func Redirect(url, node string) error { return &RedirectError{URL: url, Node: node} }
 
 // CloseError says how a connection closed.
@@ -90,6 +91,10 @@ func Graceful(cause error) bool {
 
 // closeNoStatus is how RFC 6455 reports a close frame without a code.
 const closeNoStatus wire.CloseCode = 1005
+
+// closeAbnormal is how RFC 6455 reports a connection lost without a close
+// frame; it is never sent on the wire.
+const closeAbnormal wire.CloseCode = 1006
 
 // ErrServerClosed is returned by Serve after Shutdown.
 var ErrServerClosed = errors.New("netcode: server closed")

@@ -35,6 +35,7 @@ package client
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -138,7 +139,11 @@ type Client struct {
 	events  chan Event
 	closing atomic.Bool   // Close was called
 	closeCh chan struct{} // closed by Close
-	reqID   atomic.Uint32
+	// closeCtx is cancelled by Close, so that a reconnect, resume or
+	// redirect under way stops at once.
+	closeCtx    context.Context
+	cancelClose context.CancelFunc
+	reqID       atomic.Uint32
 
 	mu      sync.Mutex  // guards the fields below; never held across a socket write
 	conn    *connection // the connection requests go to; nil while reconnecting
@@ -275,6 +280,7 @@ func (c *Client) Close() error {
 		return nil
 	}
 	close(c.closeCh)
+	c.cancelClose()
 	c.mu.Lock()
 	conn := c.conn
 	c.mu.Unlock()
@@ -296,8 +302,10 @@ func (c *Client) leave(conn *connection, reason string) {
 	_ = c.writeFrame(conn, ws.OpClose, wsframe.CloseBody(uint16(wire.CloseNormal), reason))
 	conn.closeSent = true
 	conn.leaveBy = time.Now().Add(closeWait)
-	_ = conn.nc.SetReadDeadline(conn.leaveBy)
+	// leaving first: a reader that sets its heartbeat deadline after this
+	// one re-checks leaving and puts the shorter deadline back.
 	close(conn.leaving)
+	_ = conn.nc.SetReadDeadline(conn.leaveBy)
 }
 
 // run is the client's goroutine: read until the connection ends, then

@@ -38,8 +38,10 @@ func Dial(ctx context.Context, url string, cfg Config) (*Client, error) {
 		pending: make(map[uint32]waiter),
 		pings:   make(map[int64]waiter),
 	}
+	c.closeCtx, c.cancelClose = context.WithCancel(context.Background())
 	conn, w, err := c.dial(ctx, url)
 	if err != nil {
+		c.cancelClose()
 		return nil, err
 	}
 	c.conn, c.welcome, c.host = conn, w, url

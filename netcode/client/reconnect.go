@@ -1,7 +1,6 @@
 package client
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -49,7 +48,7 @@ func (c *Client) reconnect(seat *Joined) (*connection, error) {
 			return nil, ErrClosed
 		}
 		url := urls[next]
-		conn, w, err := c.dial(context.Background(), url)
+		conn, w, err := c.dial(c.closeCtx, url)
 		if errors.Is(err, ErrPollerClosed) {
 			return nil, err
 		}
@@ -106,7 +105,7 @@ func reconnectURLs(host, dialed string, seeds []string) []string {
 // closed.
 func (c *Client) resume(conn *connection, w wire.Welcome, url, token string) (*followed, error) {
 	j := wire.Join{ReqID: c.reqID.Add(1), Token: token}
-	ctx := context.Background()
+	ctx := c.closeCtx
 	joined, r, err := c.exchange(ctx, conn, j)
 	switch {
 	case err != nil:

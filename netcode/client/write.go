@@ -197,9 +197,18 @@ func (c *Client) Join(ctx context.Context, opts JoinOptions) (*Joined, error) {
 		}
 	} else {
 		c.mu.Lock()
-		c.seat = joined
-		c.seq = 0
+		current := c.conn == conn
+		if current {
+			c.seat = joined
+			c.seq = 0
+		}
 		c.mu.Unlock()
+		if !current {
+			// A concurrent Join was redirected and moved the client to
+			// another node meanwhile: this seat, on the connection left
+			// behind, was given up with it.
+			return nil, fmt.Errorf("%w: another Join moved the client to another node meanwhile", ErrNotConnected)
+		}
 	}
 	out := *joined
 	return &out, nil
