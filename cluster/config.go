@@ -81,12 +81,12 @@ type Config struct {
 // DefaultConfig returns the configuration tickroom serve starts from.
 func DefaultConfig() Config {
 	return Config{
-		// 500 ms probes with a 200 ms ack timeout and a fixed 1.5 s
-		// suspicion (mult 3 x probe, max-mult 1): dead within ~2.5-3 s on
-		// every node, and a 1 s stall is refuted well inside the
-		// suspicion (measured: README, BENCHMARKS.md).
-		ProbeInterval:    500 * time.Millisecond,
-		ProbeTimeout:     200 * time.Millisecond, // well under 0.4 x ProbeInterval: the TCP fallback needs the rest
+		// 400 ms probes with a 150 ms ack timeout and a fixed suspicion of
+		// 4 probe intervals (1.6 s; max-mult 1): a killed node was dead on
+		// every node after 2.2-2.4 s, and a node stopped for 1 s was never
+		// declared dead (cluster/scripts/detection.sh; README, BENCHMARKS.md).
+		ProbeInterval:    400 * time.Millisecond,
+		ProbeTimeout:     150 * time.Millisecond, // under 0.4 x ProbeInterval: the TCP fallback needs the rest
 		SuspicionMult:    4,
 		SuspicionMaxMult: 1,
 		GossipInterval:   100 * time.Millisecond, // directory deltas reach 10 nodes in ~0.3 s

@@ -29,18 +29,18 @@ start() { # name gossip-port game-port admin-port [seed]
 	"$bin" serve --node-name "$1" --gossip-listen "127.0.0.1:$2" --listen "127.0.0.1:$3" \
 		--admin-listen "127.0.0.1:$4" --log-format json "${extra[@]}" >"$dir/$1.log" 2>&1 &
 	pids+=($!)
-	echo $!
+	last=$!
 }
 
 trial() { # kind n
 	local base=$((17000 + $2 * 10))
 	rm -f "$dir"/*.log
 	pids=()
-	start a $base $((base + 1)) $((base + 2)) >/dev/null
+	start a $base $((base + 1)) $((base + 2))
 	sleep 0.3
-	start b $((base + 3)) $((base + 4)) $((base + 5)) $base >/dev/null
-	local victim
-	victim=$(start c $((base + 6)) $((base + 7)) $((base + 8)) $base)
+	start b $((base + 3)) $((base + 4)) $((base + 5)) $base
+	start c $((base + 6)) $((base + 7)) $((base + 8)) $base
+	local victim=$last
 	sleep 3 # formed
 	local t0
 	t0=$(date +%s.%N)
@@ -48,9 +48,9 @@ trial() { # kind n
 		kill -9 "$victim" || echo "trial $2: the victim had already exited"
 		sleep 6
 	else
-		kill -STOP "$victim" || echo "trial $2: the victim had already exited"
+		kill -STOP "$victim" || { echo "trial $2: the victim had already exited:"; tail -3 "$dir/c.log"; }
 		sleep "$stall"
-		kill -CONT "$victim"
+		kill -CONT "$victim" || true
 		sleep 6
 	fi
 	for obs in a b; do

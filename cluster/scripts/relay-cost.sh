@@ -9,6 +9,8 @@
 # be read as differences within one sitting.
 #
 #   cluster/scripts/relay-cost.sh [PLAYERS] [SECONDS] [ROUNDS]
+#
+# ROUTER_FLAGS adds serve flags to the router (e.g. --read-mode arrival).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 n=${1:-320} secs=${2:-12} rounds=${3:-2}
@@ -36,7 +38,7 @@ hpid=$!; pids+=("$hpid")
 hurl=$(waitfor "$tmp/host.log" 's/.*msg="tickroom serving".* url=\([^ ]*\).*/\1/p')
 seed=$(waitfor "$tmp/host.log" 's/.*msg="cluster gossip started".* gossip=\([^ ]*\).*/\1/p')
 taskset -c 0 "$bin" serve --node-name router --listen 127.0.0.1:0 --admin-listen "" --gossip-listen 127.0.0.1:0 \
-	--join "$seed" --max-rooms 0 --route proxy 2>"$tmp/router.log" &
+	--join "$seed" --max-rooms 0 --route proxy ${ROUTER_FLAGS:-} 2>"$tmp/router.log" &
 rpid=$!; pids+=("$rpid")
 rurl=$(waitfor "$tmp/router.log" 's/.*msg="tickroom serving".* url=\([^ ]*\).*/\1/p')
 sleep 3 # the cluster forms and the host's readiness is gossiped
