@@ -15,6 +15,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/tickroom/tickroom/netcode/client"
+	"github.com/tickroom/tickroom/netcode/netcodetest"
+	"github.com/tickroom/tickroom/netcode/wire"
 	"github.com/tickroom/tickroom/sim"
 )
 
@@ -213,4 +215,48 @@ func TestConcurrentJoinOrCreatesThroughEveryNode(t *testing.T) {
 	t.Logf("%d players in rooms of %d: %d rooms (%d needed)", players, size, rooms, need)
 	assert.LessOrEqual(t, rooms, need+len(nodes), "at most one room too many per node")
 	assert.GreaterOrEqual(t, rooms, need)
+}
+
+// TestResumeThroughAnyNode: a reconnect token given on one node is routed
+// to the room's host from any other node, never answered as a lost seat,
+// and a token for no room anywhere is a lost seat everywhere.
+func TestResumeThroughAnyNode(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts three servers")
+	}
+	bin := buildBinary(t)
+	nodes := startThreeNodes(t, bin, "redirect")
+	c, err := client.Dial(t.Context(), nodes[2].url, client.DefaultConfig())
+	require.NoError(t, err)
+	defer c.Close()
+	seat, err := c.Join(t.Context(), client.JoinOptions{Mode: sim.ArenaMode})
+	require.NoError(t, err)
+	host := ""
+	require.Eventually(t, func() bool {
+		for _, p := range nodes[2].cluster(t).Placement {
+			if p.Rooms > 0 {
+				host = p.Name
+			}
+		}
+		return host != ""
+	}, 5*time.Second, 20*time.Millisecond, "the directory knows the room's host")
+
+	for i, n := range nodes {
+		require.Eventually(t, func() bool {
+			rc := netcodetest.DialHello(t, n.url)
+			rc.Send(rc.Enc.Join(wire.Join{ReqID: 7, Token: seat.Token}))
+			m := rc.Next(true)
+			switch m.Type {
+			case wire.TypeRedirect:
+				return m.Redirect.ReqID == 7 && m.Redirect.Node == host
+			case wire.TypeJoined: // n is the host: the seat is resumed here
+				return m.Joined.Resumed && m.Joined.RoomID == seat.RoomID
+			}
+			t.Logf("node %d answered a resume with %+v", i+1, m)
+			return false
+		}, 5*time.Second, 50*time.Millisecond, "node %d routes the resume to %s", i+1, host)
+	}
+	rc := netcodetest.DialHello(t, nodes[1].url)
+	rc.Send(rc.Enc.Join(wire.Join{ReqID: 8, Token: "000000000000.nosuchseat"}))
+	assert.Equal(t, wire.CodeBadToken, rc.ExpectError().Code, "a token for no room anywhere is a lost seat")
 }
