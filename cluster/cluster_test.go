@@ -232,6 +232,7 @@ func TestNodeWithoutTheKeyCannotJoin(t *testing.T) {
 	clear := startNode(t, fn, "n4", []string{a.addr}, nil)
 	time.Sleep(2 * time.Second) // joins are retried meanwhile; none may succeed
 	assert.Equal(t, 2, aliveCount(a), "neither a wrong key nor no key joins")
+	assert.Positive(t, a.stats.Dropped.Load(), "the strangers' packets are dropped and counted")
 	assert.Equal(t, 1, aliveCount(stranger))
 	assert.Equal(t, 1, aliveCount(clear))
 }
@@ -296,4 +297,42 @@ func TestLoadCapSpreadsRooms(t *testing.T) {
 		nodes[0].weigh(cands, sim.ArenaMode, 0)
 		return nodes[0].choose(cands, sim.ArenaMode+"/0").name != first
 	}, 5*time.Second, 10*time.Millisecond, "a node above %.2f x the mean load is passed over", nodes[0].cfg.LoadCap)
+}
+
+func TestJoinByDNSName(t *testing.T) {
+	fn := faultnet.NewNetwork()
+	a := startNode(t, fn, "n1", nil, nil)
+	_, port, err := splitHostPort(a.addr)
+	require.NoError(t, err)
+	// localhost resolves to 127.0.0.1 (and perhaps ::1, where nothing
+	// listens): a name with several addresses, as a headless Service is.
+	b := startNode(t, fn, "n2", []string{fmt.Sprintf("localhost:%d", port)}, nil)
+	waitAlive(t, a, 2)
+	waitAlive(t, b, 2)
+}
+
+func TestDirectoryConvergesOverALossyNetwork(t *testing.T) {
+	fn := faultnet.NewNetwork()
+	nodes := startCluster(t, fn, 4)
+	fn.SetDropRate(0.2) // a fifth of all gossip packets lost
+	fn.SetDelay(20 * time.Millisecond)
+	var rs []*rooms.Room
+	for _, n := range nodes {
+		for range 5 {
+			rs = append(rs, createRoom(t, n))
+		}
+	}
+	for _, n := range nodes {
+		require.Eventually(t, func() bool {
+			for _, r := range rs {
+				if host(n, r.ID()) == "" {
+					return false
+				}
+			}
+			return true
+		}, 15*time.Second, 20*time.Millisecond, "%s learns every room despite the losses", n.cfg.NodeName)
+	}
+	for _, n := range nodes {
+		assert.Equal(t, 4, aliveCount(n), "20%% loss kills no one")
+	}
 }

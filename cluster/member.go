@@ -3,6 +3,7 @@ package cluster
 import (
 	"bytes"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/memberlist"
@@ -57,11 +58,31 @@ func memberState(s memberlist.NodeStateType) MemberState {
 }
 
 // logWriter turns memberlist's log lines ("[LEVEL] memberlist: ...") into
-// slog records at the matching level.
-type logWriter struct{ log *slog.Logger }
+// slog records at the matching level, and counts the peers' packets and
+// streams memberlist dropped (it reports them only in its log): from a
+// node without the key, with another label, corrupt or of unknown types.
+type logWriter struct {
+	log     *slog.Logger
+	dropped *atomic.Uint64
+}
+
+// droppedMarks are the log messages with which memberlist drops a peer's
+// packet or stream.
+var droppedMarks = [][]byte{
+	[]byte("Decrypt packet failed"), []byte("failed to receive"), []byte("unacceptable label"),
+	[]byte("not supported"), []byte("Failed to decode"), []byte("missing message type"),
+	[]byte("invalid checksum"), []byte("handler queue full"), []byte("truncated messages"),
+	[]byte("Failed to read remote state"), []byte("Failed push/pull merge"), []byte("invalid msgType"),
+}
 
 func (w *logWriter) Write(p []byte) (int, error) {
 	line := bytes.TrimSpace(p)
+	for _, m := range droppedMarks {
+		if bytes.Contains(line, m) {
+			w.dropped.Add(1)
+			break
+		}
+	}
 	level := slog.LevelDebug
 	for prefix, l := range map[string]slog.Level{"[ERR]": slog.LevelError, "[WARN]": slog.LevelWarn, "[INFO]": slog.LevelDebug, "[DEBUG]": slog.LevelDebug} {
 		if bytes.HasPrefix(line, []byte(prefix)) {

@@ -154,7 +154,7 @@ func (n *Node) memberlistConfig(opt options) (*memberlist.Config, error) {
 	mc.TCPTimeout = 2 * time.Second           // a push/pull of a big directory on a busy node
 	mc.Label = c.Label
 	mc.SecretKey = c.SecretKey
-	mc.Logger = log.New(&logWriter{log: n.log.With("component", "memberlist")}, "", 0)
+	mc.Logger = log.New(&logWriter{log: n.log.With("component", "memberlist"), dropped: &n.stats.Dropped}, "", 0)
 	inner := opt.transport
 	if inner == nil {
 		nt, err := memberlist.NewNetTransport(&memberlist.NetTransportConfig{

@@ -27,7 +27,9 @@ type countingTransport struct {
 type GossipStats struct {
 	BytesIn, BytesOut     atomic.Uint64
 	PacketsIn, PacketsOut atomic.Uint64
-	// Dropped counts peers' messages that could not be decoded.
+	// Dropped counts peers' messages dropped: directory messages and
+	// metadata that did not decode, and packets and streams memberlist
+	// refused (no key or the wrong one, another label, corrupt).
 	Dropped atomic.Uint64
 }
 
