@@ -78,8 +78,22 @@ func startCluster(t *testing.T, fn *faultnet.Network, count int) []*testNode {
 	}
 	for _, n := range nodes {
 		waitAlive(t, n, count)
+		waitReady(t, n)
 	}
 	return nodes
+}
+
+// waitReady waits until n sees every member ready.
+func waitReady(t *testing.T, n *testNode) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		for _, m := range n.Members() {
+			if m.State == StateAlive && !m.Meta.Ready {
+				return false
+			}
+		}
+		return true
+	}, 10*time.Second, 10*time.Millisecond, "readiness is gossiped to %s", n.cfg.NodeName)
 }
 
 func waitAlive(t *testing.T, n *testNode, want int) {
@@ -118,14 +132,6 @@ func TestMembersFormAClusterWithMetadata(t *testing.T) {
 	fn := faultnet.NewNetwork()
 	nodes := startCluster(t, fn, 3)
 	for _, n := range nodes {
-		require.Eventually(t, func() bool {
-			for _, m := range n.Members() {
-				if !m.Meta.Ready {
-					return false
-				}
-			}
-			return true
-		}, 5*time.Second, 10*time.Millisecond, "readiness is gossiped to %s", n.cfg.NodeName)
 		ms := n.Members()
 		require.Len(t, ms, 3)
 		for _, m := range ms {

@@ -20,6 +20,7 @@ func (n *Node) scanner(ctx context.Context) {
 	defer tick.Stop()
 	var lastMeta, lastSweep time.Time
 	members := 0
+	metaPending := false // a flag change or a forced update waits for the one under way
 	for {
 		metaNow := false
 		select {
@@ -49,8 +50,10 @@ func (n *Node) scanner(ctx context.Context) {
 			}
 			n.broadcast(all)
 		}
-		if force || metaNow || now.Sub(lastMeta) >= n.cfg.MetaInterval {
-			if n.publishMetaIfChanged(force) {
+		if force || metaNow || metaPending || now.Sub(lastMeta) >= n.cfg.MetaInterval {
+			published, busy := n.publishMetaIfChanged(force || metaPending)
+			metaPending = busy && (force || metaNow || metaPending)
+			if published {
 				lastMeta = now
 			}
 		}
@@ -150,20 +153,21 @@ func (n *Node) publishMeta() error {
 }
 
 // publishMetaIfChanged gossips the metadata if it changed, or if force,
-// and reports whether it did. memberlist's UpdateNode waits until the
-// update is sent, up to a second; it runs on a goroutine of its own (one
-// at a time) so that the scanner keeps publishing rooms meanwhile.
-func (n *Node) publishMetaIfChanged(force bool) bool {
+// and reports whether it did, or could not because the last update is
+// still under way (busy: the caller tries again). memberlist's UpdateNode
+// waits until the update is sent, up to a second; it runs on a goroutine
+// of its own, one at a time, so that the scanner keeps publishing rooms.
+func (n *Node) publishMetaIfChanged(force bool) (published, busy bool) {
 	p, err := encodeMeta(n.currentMeta())
 	if err != nil {
 		n.log.Warn("cannot encode this node's metadata", "err", err)
-		return false
+		return false, false
 	}
 	if old := n.meta.Load(); !force && old != nil && string(*old) == string(p) {
-		return false
+		return false, false
 	}
 	if !n.metaBusy.CompareAndSwap(false, true) {
-		return false // the next scan tries again
+		return false, true
 	}
 	n.meta.Store(&p)
 	n.wg.Add(1)
@@ -174,5 +178,5 @@ func (n *Node) publishMetaIfChanged(force bool) bool {
 			n.log.Debug("metadata update not yet acknowledged by gossip", "err", err)
 		}
 	}()
-	return true
+	return true, false
 }
