@@ -93,9 +93,17 @@ func (d *delegate) MergeRemoteState(p []byte, join bool) {
 	}
 }
 
-// NotifyJoin implements memberlist.EventDelegate.
+// NotifyJoin implements memberlist.EventDelegate. A member this node had
+// taken for dead (a false death, or a healed partition) had its entries
+// dropped here, and cannot know: the joiner joins it again, which swaps
+// full directories at once rather than at the next repair.
 func (d *delegate) NotifyJoin(node *memberlist.Node) {
-	d.n.dir.hostAlive(node.Name)
+	if d.n.dir.hostAlive(node.Name) && node.Name != d.n.name {
+		select {
+		case d.n.revived <- node.Address():
+		default: // a burst of revivals: the periodic rejoin and push/pull repair the rest
+		}
+	}
 	d.n.memberChanged(node, StateAlive)
 }
 
@@ -167,7 +175,8 @@ func (n *Node) relay(es []Entry) { queueEntries(n.relays, es) }
 
 // maxQueued bounds each broadcast queue, in messages: more changes than
 // gossip carries (a few KB/s) would otherwise grow it, and the lag, for
-// ever. The oldest go first; push/pull repairs what they carried.
+// ever. memberlist prunes the most sent first; push/pull repairs what the
+// pruned carried.
 const maxQueued = 4096
 
 // maxBroadcast bounds one directory message: with memberlist's headers

@@ -111,11 +111,14 @@ func (d *directory) hostGone(host string, now time.Time) int {
 }
 
 // hostAlive lets entries of host in again (a node declared dead that
-// refuted it after a partition healed).
-func (d *directory) hostAlive(host string) {
+// refuted it after a partition healed), and reports whether it had been
+// dead.
+func (d *directory) hostAlive(host string) bool {
 	d.mu.Lock()
+	defer d.mu.Unlock()
+	_, wasDead := d.dead[host]
 	delete(d.dead, host)
-	d.mu.Unlock()
+	return wasDead
 }
 
 // sweep drops tombstones older than ttl, entries whose host has not been

@@ -47,6 +47,7 @@ type Node struct {
 	ready     atomic.Bool
 	metaDirty chan struct{} // a flag changed: gossip the meta now
 	metaBusy  atomic.Bool   // an UpdateNode is under way
+	revived   chan string   // gossip addresses of members back from the dead, for the joiner
 
 	pushPulls atomic.Uint64 // LocalState calls, to send the full directory every few
 	stats     GossipStats
@@ -98,6 +99,7 @@ func newNode(cfg Config, reg *rooms.Registry, opt options) (*Node, error) {
 		dir:       newDirectory(),
 		members:   make(map[string]*Member),
 		metaDirty: make(chan struct{}, 1),
+		revived:   make(chan string, 16),
 	}
 	n.log = logger.With("node", n.name)
 	n.listRooms = opt.listRooms
@@ -239,11 +241,19 @@ func (n *Node) Close(timeout time.Duration) error {
 
 // joiner joins the seeds until the first join succeeds, then again every
 // RejoinInterval, so that a cluster split by a partition (whose halves
-// have forgotten each other) heals.
+// have forgotten each other) heals; and it joins each member back from
+// the dead at once, for its directory.
 func (n *Node) joiner(ctx context.Context) {
 	defer n.wg.Done()
 	if len(n.cfg.Join) == 0 {
-		return
+		for {
+			select {
+			case addr := <-n.revived:
+				n.rejoin(addr)
+			case <-ctx.Done():
+				return
+			}
+		}
 	}
 	wait := n.cfg.JoinRetry
 	joined := false
@@ -261,14 +271,30 @@ func (n *Node) joiner(ctx context.Context) {
 		if joined {
 			wait = n.cfg.RejoinInterval
 		}
-		select {
-		case <-time.After(wait):
-		case <-ctx.Done():
-			return
+		timer := time.NewTimer(wait)
+	waiting:
+		for {
+			select {
+			case <-timer.C:
+				break waiting
+			case addr := <-n.revived:
+				n.rejoin(addr)
+			case <-ctx.Done():
+				timer.Stop()
+				return
+			}
 		}
 		if !joined {
 			wait = min(2*wait, n.cfg.RejoinInterval)
 		}
+	}
+}
+
+// rejoin joins one member again: a join's push/pull carries both full
+// directories.
+func (n *Node) rejoin(addr string) {
+	if _, err := n.ml.Join([]string{addr}); err != nil {
+		n.log.Debug("rejoin of a revived member failed", "addr", addr, "err", err)
 	}
 }
 

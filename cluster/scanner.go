@@ -33,22 +33,13 @@ func (n *Node) scanner(ctx context.Context) {
 		now := time.Now()
 		n.publishRooms(own, seen, now)
 		// A member joining may have missed the last metadata update (one
-		// gossiped while the cluster was smaller), or be one that others
-		// took for dead and whose rooms they dropped, which it cannot know:
-		// say both again.
+		// gossiped while the cluster was smaller): say it again.
 		force := false
 		if m := int(n.alives.Load()); m > members {
 			force = m > 1
 			members = m
 		} else {
 			members = m
-		}
-		if force && len(own) > 0 {
-			all := make([]Entry, 0, len(own))
-			for _, e := range own {
-				all = append(all, e)
-			}
-			n.broadcast(all)
 		}
 		if force || metaNow || metaPending || now.Sub(lastMeta) >= n.cfg.MetaInterval {
 			published, busy := n.publishMetaIfChanged(force || metaPending)

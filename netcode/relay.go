@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gobwas/ws"
@@ -61,6 +62,7 @@ type relay struct {
 	stop chan struct{}
 	once sync.Once
 	wg   sync.WaitGroup
+	torn atomic.Bool // a write to the upstream failed, perhaps part-way
 }
 
 // startRelay dials the node re names, shakes hands, sends it the join and
@@ -72,6 +74,10 @@ func (c *Conn) startRelay(reqID uint32, join wire.Join, re *RelayError) {
 		return // no player to seat on the host
 	}
 	up, rd, err := c.dialUpstream(re.URL)
+	if err == nil && c.isClosing() {
+		_ = up.Close() // the client went during the handshake: seat no one
+		return
+	}
 	if err != nil {
 		c.logger().Warn("cannot relay to the room's node", "node", re.Node, "url", re.URL, "err", err)
 		c.replyError(reqID, wire.CodeRoomMoving, "the room's node cannot be reached just now; join again in a moment")
@@ -98,10 +104,17 @@ func (c *Conn) dialUpstream(url string) (net.Conn, *wsframe.Reader, error) {
 	cfg := &c.srv.cfg
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.HandshakeTimeout)
 	defer cancel()
-	go func() { // the dial ends early if the client goes
+	var mu sync.Mutex
+	var upstream net.Conn // set once dialled, for the watcher below
+	go func() {           // the dial and the handshake end early if the client goes
 		select {
 		case <-c.closing:
 			cancel()
+			mu.Lock()
+			if upstream != nil {
+				_ = upstream.SetDeadline(time.Now())
+			}
+			mu.Unlock()
 		case <-ctx.Done():
 		}
 	}()
@@ -112,12 +125,15 @@ func (c *Conn) dialUpstream(url string) (net.Conn, *wsframe.Reader, error) {
 	if tc, ok := up.(*net.TCPConn); ok {
 		_ = tc.SetNoDelay(true)
 	}
+	deadline, _ := ctx.Deadline()
+	_ = up.SetDeadline(deadline)
+	mu.Lock()
+	upstream = up // the watcher may cut the handshake short from now on
+	mu.Unlock()
 	if br == nil {
 		br = bufio.NewReaderSize(up, 4096)
 	}
 	rd := wsframe.NewReader(br, relayMaxMessage, false)
-	deadline, _ := ctx.Deadline()
-	_ = up.SetDeadline(deadline)
 	fail := func(err error) (net.Conn, *wsframe.Reader, error) {
 		_ = up.Close()
 		return nil, nil, err
@@ -204,6 +220,11 @@ func (r *relay) readUpstream() {
 		// pings every PingInterval, so nothing for HeartbeatTimeout is
 		// dead.
 		_ = r.up.SetReadDeadline(time.Now().Add(c.srv.cfg.HeartbeatTimeout))
+		select {
+		case <-r.stop:
+			return // close's wake-up may have come before this deadline
+		default:
+		}
 		op, p, err := r.rd.Next()
 		if err != nil {
 			select {
@@ -255,6 +276,7 @@ func (r *relay) writeUpstream() {
 			}
 			_ = r.up.SetWriteDeadline(time.Now().Add(r.c.srv.cfg.WriteTimeout))
 			if err := writeMasked(r.up, f.op, f.data); err != nil {
+				r.torn.Store(true) // perhaps part of the frame went
 				r.c.Close(wire.CloseGoingAway, "the room's node went away")
 				return
 			}
@@ -269,8 +291,13 @@ func (r *relay) writeUpstream() {
 func (r *relay) close() {
 	r.once.Do(func() {
 		close(r.stop)
-		_ = r.up.SetReadDeadline(time.Now()) // wakes the reader; it sees stop
-		r.wg.Wait()                          // the writer is gone: a close frame is the last write
+		_ = r.up.SetReadDeadline(time.Now())  // wakes the reader; it sees stop
+		_ = r.up.SetWriteDeadline(time.Now()) // and a writer stuck on a full upstream
+		r.wg.Wait()                           // the writer is gone: a close frame is the last write
+		if r.torn.Load() {
+			_ = r.up.Close() // a frame was cut short: a close frame would be garbage
+			return
+		}
 		// Only a client that said goodbye says goodbye to the host: a
 		// client that dropped, timed out or was too slow must look
 		// dropped there too (no close frame), so that its seat is held.

@@ -181,6 +181,10 @@ func (c *Client) Join(ctx context.Context, opts JoinOptions) (*Joined, error) {
 		ctx, cancel = context.WithTimeout(ctx, c.cfg.RequestTimeout)
 		defer cancel()
 	}
+	// Close ends a redirect this Join follows, as it ends a reconnect.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(c.closeCtx, cancel)()
 	j := wire.Join{RoomID: opts.RoomID, Mode: opts.Mode, MaxPlayers: uint32(opts.MaxPlayers)}
 	r, conn, err := c.roundTrip(ctx, func(e *wire.Encoder, id uint32) []byte {
 		j := j
