@@ -342,3 +342,47 @@ func TestDirectoryConvergesOverALossyNetwork(t *testing.T) {
 		assert.Equal(t, 4, aliveCount(n), "20%% loss kills no one")
 	}
 }
+
+func TestMembershipEvents(t *testing.T) {
+	fn := faultnet.NewNetwork()
+	a := startNode(t, fn, "n1", nil, nil)
+	b := startNode(t, fn, "n2", []string{a.addr}, nil)
+	next := func(want EventKind, name string) Event {
+		t.Helper()
+		deadline := time.After(10 * time.Second)
+		for {
+			select {
+			case e := <-a.Events():
+				// memberlist may report a leave as a death when the
+				// leaver's goodbye is overtaken by its shutdown.
+				departed := want == MemberLeft && e.Kind == MemberFailed
+				if (e.Kind == want || departed) && e.Member.Meta.Name == name {
+					return e
+				}
+			case <-deadline:
+				t.Fatalf("no %s event for %s", want, name)
+			}
+		}
+	}
+	e := next(MemberJoined, "n2")
+	assert.Equal(t, b.Name(), e.Member.ID)
+	assert.Equal(t, StateAlive, e.Member.State)
+	b.SetDraining(true)
+	require.Eventually(t, func() bool {
+		select {
+		case e := <-a.Events():
+			return e.Kind == MemberUpdated && e.Member.Meta.Draining
+		default:
+			return false
+		}
+	}, 10*time.Second, 10*time.Millisecond, "draining arrives as an update")
+	require.NoError(t, b.Close(time.Second))
+	e = next(MemberLeft, "n2")
+	assert.Contains(t, []MemberState{StateLeft, StateDead}, e.Member.State)
+	c := startNode(t, fn, "n3", []string{a.addr}, nil)
+	next(MemberJoined, "n3")
+	fn.Isolate(c.addr)
+	e = next(MemberFailed, "n3")
+	assert.Equal(t, StateDead, e.Member.State)
+	assert.Zero(t, a.EventsLost())
+}

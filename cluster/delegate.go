@@ -161,8 +161,26 @@ func (n *Node) memberChanged(node *memberlist.Node, state MemberState) {
 	}
 	n.alives.Store(alive)
 	n.membersMu.Unlock()
-	if old == nil || old.State != state {
+	var kind EventKind
+	switch {
+	case state == StateAlive && (old == nil || old.State != StateAlive):
+		kind = MemberJoined
+	case state == StateAlive:
+		kind = MemberUpdated
+	case old != nil && old.State == state:
+		return // the same departure, told twice
+	case state == StateLeft:
+		kind = MemberLeft
+	default:
+		kind = MemberFailed
+	}
+	if kind != MemberUpdated {
 		n.log.Info("member "+state.String(), "member", node.Name, "name", meta.Name, "addr", m.Addr)
+	}
+	select {
+	case n.events <- Event{Kind: kind, Member: *m}:
+	default:
+		n.eventsLost.Add(1)
 	}
 }
 

@@ -57,6 +57,37 @@ func memberState(s memberlist.NodeStateType) MemberState {
 	return StateDead
 }
 
+// Event is a change in the cluster's membership, as this node saw it.
+type Event struct {
+	Kind   EventKind
+	Member Member // as it is after the change
+}
+
+// EventKind says what happened to a member.
+type EventKind uint8
+
+// Event kinds.
+const (
+	MemberJoined  EventKind = iota + 1 // alive: new, or back from the dead
+	MemberUpdated                      // its metadata changed (draining, ready, load)
+	MemberLeft                         // left on purpose
+	MemberFailed                       // declared dead
+)
+
+func (k EventKind) String() string {
+	switch k {
+	case MemberJoined:
+		return "joined"
+	case MemberUpdated:
+		return "updated"
+	case MemberLeft:
+		return "left"
+	case MemberFailed:
+		return "failed"
+	}
+	return "unknown"
+}
+
 // logWriter turns memberlist's log lines ("[LEVEL] memberlist: ...") into
 // slog records at the matching level, and counts the peers' packets and
 // streams memberlist dropped (it reports them only in its log): from a

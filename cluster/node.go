@@ -42,12 +42,14 @@ type Node struct {
 	members   map[string]*Member // by gossip name, self and the departed included
 	alives    atomic.Int32       // alive members in members, for the broadcast queues
 
-	meta      atomic.Pointer[[]byte]
-	draining  atomic.Bool
-	ready     atomic.Bool
-	metaDirty chan struct{} // a flag changed: gossip the meta now
-	metaBusy  atomic.Bool   // an UpdateNode is under way
-	revived   chan string   // gossip addresses of members back from the dead, for the joiner
+	meta       atomic.Pointer[[]byte]
+	draining   atomic.Bool
+	ready      atomic.Bool
+	metaDirty  chan struct{} // a flag changed: gossip the meta now
+	metaBusy   atomic.Bool   // an UpdateNode is under way
+	revived    chan string   // gossip addresses of members back from the dead, for the joiner
+	events     chan Event    // Events; full: dropped and counted
+	eventsLost atomic.Uint64
 
 	pushPulls atomic.Uint64 // LocalState calls, to send the full directory every few
 	stats     GossipStats
@@ -100,6 +102,7 @@ func newNode(cfg Config, reg *rooms.Registry, opt options) (*Node, error) {
 		members:   make(map[string]*Member),
 		metaDirty: make(chan struct{}, 1),
 		revived:   make(chan string, 16),
+		events:    make(chan Event, eventBuffer),
 	}
 	n.log = logger.With("node", n.name)
 	n.listRooms = opt.listRooms
@@ -185,6 +188,18 @@ func (n *Node) memberlistConfig(opt options) (*memberlist.Config, error) {
 // but misses nodes: at 2 x, 1 change in a few thousand waited for a
 // push/pull, 10 s and more; at 4 x none did, p99 0.3 s.
 const relayRetransmitMult = 4
+
+// eventBuffer is how many membership events wait for a slow reader of
+// Events before newer ones are dropped.
+const eventBuffer = 256
+
+// Events returns the membership changes this node sees, in order. Nobody
+// need read it: when it is full, events are dropped (EventsLost counts
+// them) and Members still tells the state.
+func (n *Node) Events() <-chan Event { return n.events }
+
+// EventsLost returns how many events were dropped for a full Events.
+func (n *Node) EventsLost() uint64 { return n.eventsLost.Load() }
 
 // Name returns the node's gossip name (its human name plus a suffix drawn
 // at start).
