@@ -139,8 +139,10 @@ func BenchmarkDirectory10Nodes(b *testing.B) {
 				want[r.id] = r.players
 			}
 		}
-		deadline = time.Now().Add(10 * time.Second)
-		for {
+		// Differences left 1 s after the churn are changes the relayed
+		// deltas missed; the full-directory repair must mend them within
+		// its period (every 6th push/pull, a minute).
+		differing := func() int {
 			wrong := 0
 			for _, n := range ns {
 				for id, p := range want {
@@ -149,15 +151,18 @@ func BenchmarkDirectory10Nodes(b *testing.B) {
 					}
 				}
 			}
-			if wrong == 0 {
-				break
-			}
-			if time.Now().After(deadline) {
-				b.Fatalf("%d entries still differ from their hosts 10 s after the churn", wrong)
-			}
-			time.Sleep(50 * time.Millisecond)
+			return wrong
 		}
-
+		time.Sleep(time.Second)
+		missed := differing()
+		deadline = time.Now().Add(75 * time.Second)
+		for differing() > 0 {
+			if time.Now().After(deadline) {
+				b.Fatalf("%d entries still differ from their hosts 75 s after the churn", differing())
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		b.ReportMetric(float64(missed), "missed-after-1s")
 		var all []time.Duration
 		for _, n := range ns {
 			n.dir.mu.RLock()
