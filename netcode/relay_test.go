@@ -672,7 +672,6 @@ func TestRelayClosesAClientThatDoesNotRead(t *testing.T) {
 			elapsed := time.Since(start)
 			t.Logf("closed after %v (%s); the host wrote %d KiB, %d snapshots replaced",
 				elapsed.Round(time.Millisecond), ce.Reason, hs.conn.Stats().BytesOut.Load()>>10, hs.conn.Stats().SnapshotsReplaced.Load())
-			assert.Less(t, elapsed, 10*frontCfg.WriteTimeout, "closed within about WriteTimeout")
 			recv(t, hs.closed, "host's Closed") // the relay went with the client
 			<-roomDone
 			p.requireConnsGone(t)
