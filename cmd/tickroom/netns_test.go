@@ -3,7 +3,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -276,45 +275,7 @@ func (h netnsHost) startNode(t *testing.T, bin string, env []string, args ...str
 	cmd := exec.Command(h.ip, append([]string{"netns", "exec", h.ns, bin, "serve"}, args...)...)
 	cmd.Env = append(os.Environ(), env...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	stderr, err := cmd.StderrPipe()
-	require.NoError(t, err)
-	require.NoError(t, cmd.Start())
-	n := &node{cmd: cmd, done: make(chan error, 1)}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-n.done
-	})
-	urls := make(chan string, 1)
-	admins := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			if m := listeningRE.FindStringSubmatch(sc.Text()); m != nil {
-				urls <- m[1]
-			}
-			if m := adminRE.FindStringSubmatch(sc.Text()); m != nil {
-				admins <- "http://" + m[1]
-			}
-			n.mu.Lock()
-			n.log.WriteString(sc.Text() + "\n")
-			n.mu.Unlock()
-		}
-		n.done <- cmd.Wait()
-	}()
-	select {
-	case n.url = <-urls:
-	case err := <-n.done:
-		n.done <- err // for the cleanup
-		t.Fatalf("tickroom serve in %s exited: %v; logs:\n%s", h.ns, err, n.logs())
-	case <-time.After(10 * time.Second):
-		t.Fatalf("tickroom serve in %s did not report its address; logs:\n%s", h.ns, n.logs())
-	}
-	select {
-	case n.adminURL = <-admins: // logged before the game endpoint's
-	default:
-		t.Fatalf("tickroom serve in %s did not report its admin address; logs:\n%s", h.ns, n.logs())
-	}
-	return n
+	return launch(t, cmd, "in "+h.ns)
 }
 
 // cluster reads GET adminURL/admin/cluster from inside h's namespace.

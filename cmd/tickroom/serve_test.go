@@ -53,6 +53,14 @@ func startNode(t *testing.T, bin string, env []string, args ...string) *node {
 	// Ports chosen by the kernel, so that nodes never collide.
 	cmd := exec.Command(bin, append([]string{"serve", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"}, args...)...)
 	cmd.Env = append(os.Environ(), env...)
+	return launch(t, cmd, "on loopback")
+}
+
+// launch starts cmd, a tickroom serve, keeps its log, and waits until it
+// reports its game and admin addresses. The process is killed by its PID
+// when the test ends. where says where it runs, for failure messages.
+func launch(t *testing.T, cmd *exec.Cmd, where string) *node {
+	t.Helper()
 	stderr, err := cmd.StderrPipe()
 	require.NoError(t, err)
 	require.NoError(t, cmd.Start())
@@ -80,13 +88,16 @@ func startNode(t *testing.T, bin string, env []string, args ...string) *node {
 	}()
 	select {
 	case n.url = <-urls:
+	case err := <-n.done:
+		n.done <- err // for the cleanup
+		t.Fatalf("tickroom serve %s exited: %v; logs:\n%s", where, err, n.logs())
 	case <-time.After(10 * time.Second):
-		t.Fatal("tickroom serve did not report its address")
+		t.Fatalf("tickroom serve %s did not report its address; logs:\n%s", where, n.logs())
 	}
 	select {
 	case n.adminURL = <-admins: // logged before the game endpoint's
 	default:
-		t.Fatalf("tickroom serve did not report its admin address; logs:\n%s", n.logs())
+		t.Fatalf("tickroom serve %s did not report its admin address; logs:\n%s", where, n.logs())
 	}
 	return n
 }
