@@ -63,6 +63,9 @@ type relay struct {
 	once sync.Once
 	wg   sync.WaitGroup
 	torn atomic.Bool // a write to the upstream failed, perhaps part-way
+	// closeBy bounds the writes after close: set before stop is closed,
+	// read by the writer only after it sees stop.
+	closeBy time.Time
 }
 
 // startRelay dials the node re names, shakes hands, sends it the join and
@@ -261,27 +264,34 @@ func (r *relay) readUpstream() {
 // client's must be.
 func (r *relay) writeUpstream() {
 	defer r.wg.Done()
+	write := func(f outFrame, deadline time.Time) bool {
+		_ = r.up.SetWriteDeadline(deadline)
+		if err := writeMasked(r.up, f.op, f.data); err != nil {
+			r.torn.Store(true) // perhaps part of the frame went
+			r.c.Close(wire.CloseGoingAway, "the room's node went away")
+			return false
+		}
+		return true
+	}
 	for {
 		select {
-		case <-r.stop: // close sends the close frame
-			return
-		default:
-		}
-		select {
 		case f := <-r.out:
-			select {
-			case <-r.stop:
-				return
-			default:
-			}
-			_ = r.up.SetWriteDeadline(time.Now().Add(r.c.srv.cfg.WriteTimeout))
-			if err := writeMasked(r.up, f.op, f.data); err != nil {
-				r.torn.Store(true) // perhaps part of the frame went
-				r.c.Close(wire.CloseGoingAway, "the room's node went away")
+			if !write(f, time.Now().Add(r.c.srv.cfg.WriteTimeout)) {
 				return
 			}
-		case <-r.stop: // close sends the close frame
-			return
+		case <-r.stop:
+			// What the client sent before it went still goes, within
+			// CloseGrace (close set that deadline); then close's frame.
+			for {
+				select {
+				case f := <-r.out:
+					if !write(f, r.closeBy) {
+						return
+					}
+				default:
+					return
+				}
+			}
 		}
 	}
 }
@@ -290,10 +300,11 @@ func (r *relay) writeUpstream() {
 // code, then the socket; it waits for the relay's goroutines.
 func (r *relay) close() {
 	r.once.Do(func() {
+		r.closeBy = time.Now().Add(r.c.srv.cfg.CloseGrace)
 		close(r.stop)
-		_ = r.up.SetReadDeadline(time.Now())  // wakes the reader; it sees stop
-		_ = r.up.SetWriteDeadline(time.Now()) // and a writer stuck on a full upstream
-		r.wg.Wait()                           // the writer is gone: a close frame is the last write
+		_ = r.up.SetReadDeadline(time.Now()) // wakes the reader; it sees stop
+		_ = r.up.SetWriteDeadline(r.closeBy) // bounds a writer stuck on a full upstream
+		r.wg.Wait()                          // the writer is gone: a close frame is the last write
 		if r.torn.Load() {
 			_ = r.up.Close() // a frame was cut short: a close frame would be garbage
 			return
