@@ -106,10 +106,15 @@ func (c *Conn) startRelay(reqID uint32, join wire.Join, re *RelayError) {
 func (c *Conn) dialUpstream(url string) (net.Conn, *wsframe.Reader, error) {
 	cfg := &c.srv.cfg
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.HandshakeTimeout)
-	defer cancel()
 	var mu sync.Mutex
 	var upstream net.Conn // set once dialled, for the watcher below
-	go func() {           // the dial and the handshake end early if the client goes
+	watched := make(chan struct{})
+	defer func() {
+		cancel()
+		<-watched // the watcher ends with this function
+	}()
+	go func() { // the dial and the handshake end early if the client goes
+		defer close(watched)
 		select {
 		case <-c.closing:
 			cancel()

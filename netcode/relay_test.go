@@ -367,7 +367,13 @@ func relayGoroutines() int {
 	for {
 		n := runtime.Stack(buf, true)
 		if n < len(buf) {
-			return strings.Count(string(buf[:n]), "netcode.(*relay).")
+			count := 0 // goroutines, not frames: one stack may show several relay methods
+			for _, g := range strings.Split(string(buf[:n]), "\n\n") {
+				if strings.Contains(g, "netcode.(*relay).") {
+					count++
+				}
+			}
+			return count
 		}
 		buf = make([]byte, 2*len(buf))
 	}
