@@ -35,6 +35,7 @@ const (
 	TypeRoomClosed   Type = 24 // [24, roomID, reason]
 	TypePong         Type = 25 // [25, clientTime, serverTime]
 	TypeRedirect     Type = 26 // [26, reqID, url, node]
+	TypeRoomMoved    Type = 27 // [27, roomID, url, node, token, epoch]
 )
 
 // MaxIDLength bounds room ids, mode names and reconnect tokens, in bytes.
@@ -126,6 +127,24 @@ type Redirect struct {
 	ReqID uint32
 	URL   string
 	Node  string
+}
+
+// RoomMoved tells a seated player that its room now runs on another node
+// (an operator moved it, or its node is draining) and that its seat there
+// is held for it: the client resumes it at once, without backoff, by
+// sending a Join with Token to URL on a new connection, and then closes
+// this one. An empty URL means "reconnect to the address you dialed (or a
+// seed) and resume there": a node that relays for its clients, or one that
+// stopped a room it may no longer run, says so. Epoch is the room's
+// incarnation on its new host. A node that relays the connection (proxy
+// routing) handles RoomMoved itself by switching its upstream: the client
+// then sees only a full snapshot.
+type RoomMoved struct {
+	RoomID string
+	URL    string
+	Node   string
+	Token  string
+	Epoch  uint64
 }
 
 // MaxURLLength bounds a Redirect's URL, in bytes.
@@ -235,6 +254,7 @@ type ServerMessage struct {
 	RoomClosed   RoomClosed
 	Pong         Pong
 	Redirect     Redirect
+	RoomMoved    RoomMoved
 }
 
 // Decoder decodes frames into messages without allocating in steady state
@@ -373,10 +393,29 @@ func (d *Decoder) DecodeServer(frame []byte, m *ServerMessage) error {
 		if err == nil {
 			m.Redirect.Node, err = d.optString(MaxIDLength)
 		}
+	case TypeRoomMoved:
+		err = d.decodeRoomMoved(&m.RoomMoved)
 	default:
 		return &DecodeError{Kind: ErrUnknownType, Type: d.typ}
 	}
 	return d.end(err)
+}
+
+func (d *Decoder) decodeRoomMoved(r *RoomMoved) (err error) {
+	if r.RoomID, err = d.optString(MaxIDLength); err != nil {
+		return err
+	}
+	if r.URL, err = d.optString(MaxURLLength); err != nil {
+		return err
+	}
+	if r.Node, err = d.optString(MaxIDLength); err != nil {
+		return err
+	}
+	if r.Token, err = d.optString(MaxIDLength); err != nil {
+		return err
+	}
+	r.Epoch, err = d.uint64()
+	return err
 }
 
 func (d *Decoder) decodeWelcome(w *Welcome) (err error) {
@@ -744,6 +783,17 @@ func (e *Encoder) Redirect(m Redirect) []byte {
 	e.uint(uint64(m.ReqID))
 	e.str(m.URL)
 	e.str(m.Node)
+	return e.bytes()
+}
+
+// RoomMoved encodes a RoomMoved.
+func (e *Encoder) RoomMoved(m RoomMoved) []byte {
+	e.begin(TypeRoomMoved, 5)
+	e.str(m.RoomID)
+	e.str(m.URL)
+	e.str(m.Node)
+	e.str(m.Token)
+	e.uint(m.Epoch)
 	return e.bytes()
 }
 

@@ -110,6 +110,8 @@ var serverCases = []struct {
 	{"pong", wire.ServerMessage{Type: wire.TypePong, Pong: wire.Pong{ClientTime: 1764000000123, ServerTime: 1764000000150}}},
 	{"pong extremes", wire.ServerMessage{Type: wire.TypePong, Pong: wire.Pong{ClientTime: math.MinInt64, ServerTime: math.MaxInt64}}},
 	{"redirect", wire.ServerMessage{Type: wire.TypeRedirect, Redirect: wire.Redirect{ReqID: 9, URL: "ws://10.0.0.2:8080/ws", Node: "n2"}}},
+	{"room moved", wire.ServerMessage{Type: wire.TypeRoomMoved, RoomMoved: wire.RoomMoved{RoomID: "r1", URL: "ws://10.0.0.3:8080/ws", Node: "n3", Token: "r1.tok", Epoch: 2}}},
+	{"room moved to seeds", wire.ServerMessage{Type: wire.TypeRoomMoved, RoomMoved: wire.RoomMoved{RoomID: "r1", Token: "r1.tok", Epoch: math.MaxUint64}}},
 	{"redirect longest", wire.ServerMessage{Type: wire.TypeRedirect, Redirect: wire.Redirect{ReqID: math.MaxUint32, URL: strings.Repeat("u", wire.MaxURLLength), Node: strings.Repeat("n", wire.MaxIDLength)}}},
 }
 
@@ -159,6 +161,8 @@ func encodeServer(tb testing.TB, e *wire.Encoder, m *wire.ServerMessage) []byte 
 		return e.Pong(m.Pong)
 	case wire.TypeRedirect:
 		return e.Redirect(m.Redirect)
+	case wire.TypeRoomMoved:
+		return e.RoomMoved(m.RoomMoved)
 	}
 	tb.Fatalf("no encoder for server message type %d", m.Type)
 	return nil
@@ -178,6 +182,7 @@ func serverBody(m *wire.ServerMessage) any {
 		wire.TypeError: m.Error, wire.TypeSnapshot: m.Snapshot, wire.TypePlayerJoined: m.PlayerJoined,
 		wire.TypePlayerLeft: m.PlayerLeft, wire.TypeRoomEvent: m.RoomEvent,
 		wire.TypeRoomClosed: m.RoomClosed, wire.TypePong: m.Pong, wire.TypeRedirect: m.Redirect,
+		wire.TypeRoomMoved: m.RoomMoved,
 	}[m.Type]
 }
 
