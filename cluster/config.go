@@ -74,6 +74,35 @@ type Config struct {
 	// the mean, while another candidate is below it.
 	LoadCap float64
 
+	// Replicate checkpoints this node's rooms to witnesses, fences them
+	// with leases, takes over the rooms of dead hosts and hands rooms off
+	// on drain (FAILOVER.md). It needs SecretKey: checkpoints carry
+	// reconnect tokens, which must not cross the network in the clear.
+	// Without a key a node runs as if Replicate were false, and says so.
+	Replicate bool
+	// Witnesses is how many other nodes keep a copy of each room and vote
+	// on who runs it. Two makes a group of three, which survives one loss.
+	Witnesses int
+	// RenewInterval is how often a node renews its lease with each peer.
+	RenewInterval time.Duration
+	// LeaseDuration is how long a renewal holds. A host whose leases lapse
+	// stops its rooms; a witness votes for a takeover only after it.
+	LeaseDuration time.Duration
+	// LeaseMargin is how much earlier than its witnesses the host counts
+	// its lease as gone: the room stops before anyone may take it.
+	LeaseMargin time.Duration
+	// ClaimTimeout bounds the wait for one voter's answer.
+	ClaimTimeout time.Duration
+	// HandOffTimeout bounds the wait for a target to take a room.
+	HandOffTimeout time.Duration
+	// FenceWait is how long a fenced room waits to learn its new host
+	// before its players are sent to reconnect wherever they can.
+	FenceWait time.Duration
+	// DrainConcurrency is how many rooms a drain hands off at once.
+	DrainConcurrency int
+	// MaxWitnessBytes bounds the checkpoint bytes a node keeps for others.
+	MaxWitnessBytes int
+
 	// Logger receives membership logs; nil discards them.
 	Logger *slog.Logger
 }
@@ -99,6 +128,20 @@ func DefaultConfig() Config {
 		OrphanGrace:      10 * time.Second,
 		Candidates:       3,    // power of d choices: enough to avoid herding
 		LoadCap:          1.25, // spills before one node runs far above the rest
+		Replicate:        true,
+		Witnesses:        2, // a group of three: any one node may die
+		// Renewals every 250 ms for a lease of 1.5 s: six chances before it
+		// lapses, so a lost packet or two change nothing, and a killed
+		// host's rooms are taken over 1.25-1.5 s after the kill, inside
+		// the 5 s target (FAILOVER.md has the budget).
+		RenewInterval:    250 * time.Millisecond,
+		LeaseDuration:    1500 * time.Millisecond,
+		LeaseMargin:      200 * time.Millisecond, // covers a tick in progress and scheduling delay
+		ClaimTimeout:     time.Second,
+		HandOffTimeout:   5 * time.Second,
+		FenceWait:        10 * time.Second, // longer than a takeover plus gossip of its entry
+		DrainConcurrency: 4,                // hand-offs are round trips: a few at once hide the latency
+		MaxWitnessBytes:  512 << 20,        // 1,000 rooms of 16 players take about 3 MB per witness
 	}
 }
 
@@ -144,6 +187,14 @@ func (c *Config) validate() error {
 	check(c.TombstoneTTL > 0 && c.OrphanGrace > 0, "TombstoneTTL and OrphanGrace must be positive")
 	check(c.Candidates >= 1, "Candidates must be at least 1")
 	check(c.LoadCap >= 1, "LoadCap must be at least 1")
+	if c.Replicate {
+		check(c.Witnesses >= 1 && c.Witnesses <= maxGroup-1, "Witnesses must be in 1..%d", maxGroup-1)
+		check(c.RenewInterval > 0 && c.LeaseDuration >= 2*c.RenewInterval, "LeaseDuration must be at least twice RenewInterval")
+		check(c.LeaseMargin > 0 && c.LeaseMargin < c.LeaseDuration-c.RenewInterval, "LeaseMargin must be positive and below LeaseDuration minus RenewInterval")
+		check(c.ClaimTimeout > 0 && c.HandOffTimeout > 0 && c.FenceWait > 0, "ClaimTimeout, HandOffTimeout and FenceWait must be positive")
+		check(c.DrainConcurrency >= 1, "DrainConcurrency must be at least 1")
+		check(c.MaxWitnessBytes >= 0, "MaxWitnessBytes must not be negative")
+	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("cluster: invalid config: %w", err)
 	}

@@ -24,6 +24,14 @@ func (d *delegate) NodeMeta(limit int) []byte {
 // on first receipt.
 func (d *delegate) NotifyMsg(p []byte) {
 	n := d.n
+	if len(p) > 0 && p[0] >= msgRenew && p[0] <= msgRelinquish {
+		if n.own == nil {
+			n.stats.Dropped.Add(1) // replication is off here
+			return
+		}
+		n.own.handle(p)
+		return
+	}
 	typ, es, err := decodeEntries(p)
 	if err != nil || typ != msgEntries {
 		n.stats.Dropped.Add(1)
@@ -177,8 +185,13 @@ func (n *Node) memberChanged(node *memberlist.Node, state MemberState) {
 	if kind != MemberUpdated {
 		n.log.Info("member "+state.String(), "member", node.Name, "name", meta.Name, "addr", m.Addr)
 	}
+	n.emit(Event{Kind: kind, Member: *m})
+}
+
+// emit queues e for Events, or counts it lost when nobody keeps up.
+func (n *Node) emit(e Event) {
 	select {
-	case n.events <- Event{Kind: kind, Member: *m}:
+	case n.events <- e:
 	default:
 		n.eventsLost.Add(1)
 	}

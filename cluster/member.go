@@ -57,10 +57,17 @@ func memberState(s memberlist.NodeStateType) MemberState {
 	return StateDead
 }
 
-// Event is a change in the cluster's membership, as this node saw it.
+// Event is a change in the cluster's membership, or a room changing
+// hosts, as this node saw it.
 type Event struct {
 	Kind   EventKind
-	Member Member // as it is after the change
+	Member Member // as it is after the change; zero for room events
+	// Room events: the room, its new epoch, and the node it came from or
+	// went to (gossip names).
+	Room     string
+	Epoch    uint64
+	From, To string
+	Freeze   time.Duration // a hand-off's freeze
 }
 
 // EventKind says what happened to a member.
@@ -68,10 +75,13 @@ type EventKind uint8
 
 // Event kinds.
 const (
-	MemberJoined  EventKind = iota + 1 // alive: new, or back from the dead
-	MemberUpdated                      // its metadata changed (draining, ready, load)
-	MemberLeft                         // left on purpose
-	MemberFailed                       // declared dead
+	MemberJoined   EventKind = iota + 1 // alive: new, or back from the dead
+	MemberUpdated                       // its metadata changed (draining, ready, load)
+	MemberLeft                          // left on purpose
+	MemberFailed                        // declared dead
+	RoomFailedOver                      // this node restored a room from its checkpoint after its host's lease ran out
+	RoomHandedOff                       // this node handed a live room to another node
+	RoomReceived                        // this node took a live room from another node
 )
 
 func (k EventKind) String() string {
@@ -84,6 +94,12 @@ func (k EventKind) String() string {
 		return "left"
 	case MemberFailed:
 		return "failed"
+	case RoomFailedOver:
+		return "room_failed_over"
+	case RoomHandedOff:
+		return "room_handed_off"
+	case RoomReceived:
+		return "room_received"
 	}
 	return "unknown"
 }

@@ -51,6 +51,10 @@ type Node struct {
 	events     chan Event    // Events; full: dropped and counted
 	eventsLost atomic.Uint64
 
+	own       *ownership // checkpoints, leases, failover, hand-off; nil without a key or Replicate
+	drainReq  chan struct{}
+	drainOnce sync.Once
+
 	pushPulls atomic.Uint64 // LocalState calls, to send the full directory every few
 	stats     GossipStats
 	placement PlacementStats
@@ -103,6 +107,7 @@ func newNode(cfg Config, reg *rooms.Registry, opt options) (*Node, error) {
 		metaDirty: make(chan struct{}, 1),
 		revived:   make(chan string, 16),
 		events:    make(chan Event, eventBuffer),
+		drainReq:  make(chan struct{}),
 	}
 	n.log = logger.With("node", n.name)
 	n.listRooms = opt.listRooms
@@ -122,6 +127,11 @@ func newNode(cfg Config, reg *rooms.Registry, opt options) (*Node, error) {
 	numNodes := func() int { return max(int(n.alives.Load()), 1) }
 	n.queue = &memberlist.TransmitLimitedQueue{NumNodes: numNodes, RetransmitMult: mc.RetransmitMult}
 	n.relays = &memberlist.TransmitLimitedQueue{NumNodes: numNodes, RetransmitMult: relayRetransmitMult}
+	if cfg.Replicate && len(cfg.SecretKey) > 0 {
+		n.own = newOwnership(n)
+	} else if cfg.Replicate {
+		n.log.Warn("rooms are not checkpointed, failed over or handed off: that needs a cluster key (checkpoints carry reconnect tokens)")
+	}
 	d := &delegate{n: n}
 	mc.Delegate, mc.Events = d, d
 	if n.ml, err = memberlist.Create(mc); err != nil {
@@ -133,6 +143,10 @@ func newNode(cfg Config, reg *rooms.Registry, opt options) (*Node, error) {
 	n.wg.Add(2)
 	go n.joiner(ctx)
 	go n.scanner(ctx)
+	if n.own != nil {
+		reg.SetReplicator(n.own)
+		n.own.start()
+	}
 	n.log.Info("cluster gossip started", "gossip", n.GossipAddr(), "game_url", cfg.GameURL, "seeds", cfg.Join, "encrypted", len(cfg.SecretKey) > 0)
 	return n, nil
 }
@@ -247,6 +261,9 @@ func (n *Node) Close(timeout time.Duration) error {
 	}
 	n.cancel()
 	n.wg.Wait()
+	if n.own != nil {
+		n.own.close()
+	}
 	leaveErr := n.ml.Leave(timeout)
 	if leaveErr != nil {
 		leaveErr = fmt.Errorf("cluster: leave: %w", leaveErr)

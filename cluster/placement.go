@@ -19,10 +19,21 @@ func (n *Node) LocateRoom(roomID string) rooms.Route {
 		return rooms.Route{}
 	}
 	if e.Host == n.name {
+		if n.own != nil && n.own.wasReleased(roomID) {
+			return rooms.Route{Moving: true} // handed on; its new entry is on its way
+		}
 		return rooms.Route{Local: true} // it closed a moment ago: the registry answers
 	}
 	m, ok := n.member(e.Host)
+	if n.own != nil && ok && m.State != StateDead && m.State != StateLeft && n.own.leases.silentFor(e.Host) > 3*n.cfg.RenewInterval {
+		// Its host stopped renewing: it is dead or cut off, and the room
+		// is being taken over (or it lost the room).
+		return rooms.Route{Moving: true}
+	}
 	if !ok || m.State != StateAlive || m.Meta.GameURL == "" {
+		if n.own != nil && ok && !e.Closed {
+			return rooms.Route{Moving: true} // a dead host's room: a witness takes it over
+		}
 		return rooms.Route{}
 	}
 	return rooms.Route{Node: m.Meta.Name, URL: m.Meta.GameURL, Relay: n.cfg.Relay}

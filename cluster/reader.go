@@ -107,3 +107,37 @@ func (r *reader) skip(n int) {
 		}
 	}
 }
+
+// optBytes reads a bin or string of at most limit bytes, or nil (which
+// it returns as a nil slice; an empty bin is an empty, non-nil slice).
+func (r *reader) optBytes(limit int) []byte {
+	if r.err != nil {
+		return nil
+	}
+	n, err := r.d.DecodeBytesLen()
+	if err != nil || n > limit || n > r.r.Len() {
+		r.fail(fmt.Errorf("%w: want bytes, at most %d", errField, limit))
+		return nil
+	}
+	if n < 0 {
+		return nil
+	}
+	b := make([]byte, n)
+	if err := r.d.ReadFull(b); err != nil {
+		r.fail(fmt.Errorf("%w: truncated bytes", errField))
+		return nil
+	}
+	return b
+}
+
+func (r *reader) bool() bool {
+	if r.err != nil {
+		return false
+	}
+	v, err := r.d.DecodeBool()
+	if err != nil {
+		r.fail(fmt.Errorf("%w: want a bool", errField))
+		return false
+	}
+	return v
+}

@@ -68,11 +68,11 @@ func (n *Node) publishRooms(own map[string]Entry, seen map[string]bool, now time
 		id := r.id
 		seen[id] = true
 		cur := Entry{
-			Room: id, Host: n.name, Epoch: 1, Mode: r.mode,
+			Room: id, Host: n.name, Epoch: r.epoch, Mode: r.mode,
 			MaxPlayers: r.maxPlayers, Players: r.players, Private: r.private,
 		}
 		old, ok := own[id]
-		if ok && old.Players == cur.Players && old.MaxPlayers == cur.MaxPlayers && old.Private == cur.Private {
+		if ok && old.Epoch == cur.Epoch && old.Players == cur.Players && old.MaxPlayers == cur.MaxPlayers && old.Private == cur.Private {
 			continue
 		}
 		cur.Version = old.Version + 1
@@ -83,6 +83,10 @@ func (n *Node) publishRooms(own map[string]Entry, seen map[string]bool, now time
 	}
 	for id, old := range own {
 		if seen[id] {
+			continue
+		}
+		if n.own != nil && n.own.wasReleased(id) {
+			delete(own, id) // it runs on elsewhere: no tombstone
 			continue
 		}
 		old.Closed = true
@@ -102,6 +106,7 @@ type roomInfo struct {
 	id, mode            string
 	maxPlayers, players int
 	private             bool
+	epoch               uint64
 }
 
 // registryRooms lists the registry's rooms.
@@ -109,7 +114,7 @@ func (n *Node) registryRooms() []roomInfo {
 	list := n.reg.List()
 	out := make([]roomInfo, len(list))
 	for i, r := range list {
-		out[i] = roomInfo{id: r.ID(), mode: r.Mode(), maxPlayers: r.MaxPlayers(), players: r.Players(), private: r.Private()}
+		out[i] = roomInfo{id: r.ID(), mode: r.Mode(), maxPlayers: r.MaxPlayers(), players: r.Players(), private: r.Private(), epoch: r.Epoch()}
 	}
 	return out
 }

@@ -1,6 +1,9 @@
 package cluster
 
 import (
+	"context"
+	"errors"
+	"net/http"
 	"slices"
 	"time"
 
@@ -64,7 +67,94 @@ func (n *Node) ClusterStatus() admin.ClusterStatus {
 	st.Routing = admin.RoutingStatus{Redirects: n.reg.Redirects(), Proxied: n.reg.Relayed()}
 	p := &n.placement
 	st.Decisions = admin.PlacementCounter{ToFreeSeat: p.ToFreeSeat.Load(), ToNewRoom: p.ToNewRoom.Load(), Local: p.Local.Load()}
+	st.Ownership = n.ownershipStatus()
 	return st
+}
+
+func (n *Node) ownershipStatus() admin.OwnershipStatus {
+	o := n.own
+	if o == nil {
+		reason := "replication is off (--replicate=false)"
+		if n.cfg.Replicate {
+			reason = "no cluster key: checkpoints carry reconnect tokens and are never sent in the clear"
+		}
+		return admin.OwnershipStatus{Reason: reason, Draining: n.draining.Load()}
+	}
+	st := admin.OwnershipStatus{Enabled: true, Draining: n.draining.Load()}
+	now := time.Now().UnixNano()
+	o.mu.Lock()
+	st.Hosted, st.Witnessed, st.WitnessBytes = len(o.hosted), len(o.records), o.recBytes
+	ids := make([]string, 0, len(o.hosted))
+	for id := range o.hosted {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	for i, id := range ids {
+		h := o.hosted[id]
+		age := -1.0
+		if at := h.cpAt.Load(); at != 0 {
+			age = ms(time.Duration(now - at))
+			if len(h.group) > 1 {
+				st.MaxCheckpointAgeMs = max(st.MaxCheckpointAgeMs, age)
+			}
+		}
+		if i < 100 {
+			st.Rooms = append(st.Rooms, admin.RoomOwnership{ID: id, Epoch: h.room.Epoch(), Witnesses: slices.Clone(h.group[1:]),
+				CheckpointAgeMs: age, Fenced: h.room.Fenced(), Frozen: h.room.Frozen()})
+		}
+	}
+	o.mu.Unlock()
+	s := &o.stats
+	st.CheckpointsSent, st.CheckpointBytesSent = s.CheckpointsSent.Load(), s.CheckpointBytesSent.Load()
+	st.CheckpointsStored, st.CheckpointsRefused = s.CheckpointsStored.Load(), s.CheckpointsRefused.Load()
+	st.Failovers, st.FailoverFailures = s.Failovers.Load(), s.FailoverFailures.Load()
+	st.HandOffs, st.HandOffFailures, st.HandOffsReceived = s.HandOffs.Load(), s.HandOffFailures.Load(), s.HandOffsReceived.Load()
+	st.Fenced, st.Rewitnessed = s.Fenced.Load(), s.Rewitnessed.Load()
+	st.FreezeP50Ms, st.FreezeP99Ms, st.FreezeMaxMs = ms(s.Freeze.Quantile(0.5)), ms(s.Freeze.Quantile(0.99)), ms(s.Freeze.Max())
+	return st
+}
+
+// MoveRoom implements admin.Cluster.
+func (n *Node) MoveRoom(ctx context.Context, roomID, to string) (admin.RoomMove, error) {
+	res, err := n.Move(ctx, roomID, to)
+	switch {
+	case err == nil:
+		return admin.RoomMove{Kind: "handoff", Room: res.Room, From: n.name, To: res.ToID, Epoch: res.Epoch,
+			Tick: res.Tick, FreezeMs: ms(res.Freeze), TimeMs: time.Now().UnixMilli()}, nil
+	case errors.Is(err, ErrNoOwnership):
+		return admin.RoomMove{}, &admin.MoveError{Status: http.StatusConflict, Code: "not_replicated", Message: err.Error()}
+	case errors.Is(err, ErrRoomNotHere):
+		return admin.RoomMove{}, &admin.MoveError{Status: http.StatusNotFound, Code: "room_not_found", Message: err.Error()}
+	case errors.Is(err, ErrNoTarget):
+		return admin.RoomMove{}, &admin.MoveError{Status: http.StatusConflict, Code: "no_target", Message: err.Error()}
+	}
+	return admin.RoomMove{}, &admin.MoveError{Status: http.StatusBadGateway, Code: "move_failed", Message: err.Error()}
+}
+
+// RequestDrain implements admin.Cluster: DrainRequested fires, and the
+// process (cmd) drains and exits.
+func (n *Node) RequestDrain() error {
+	if n.own == nil {
+		return &admin.MoveError{Status: http.StatusConflict, Code: "not_replicated", Message: ErrNoOwnership.Error() + "; stop the node with SIGTERM"}
+	}
+	n.drainOnce.Do(func() { close(n.drainReq) })
+	return nil
+}
+
+// DrainRequested is closed when an operator asked the node to drain
+// (POST /admin/drain).
+func (n *Node) DrainRequested() <-chan struct{} { return n.drainReq }
+
+// Replicating reports whether the node checkpoints and hands off its
+// rooms (it has a cluster key and replication is on).
+func (n *Node) Replicating() bool { return n.own != nil }
+
+// RecentRoomMoves implements admin.Cluster.
+func (n *Node) RecentRoomMoves() []admin.RoomMove {
+	if n.own == nil {
+		return nil
+	}
+	return n.own.recentMoves()
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }

@@ -57,7 +57,7 @@ func newBenchRoom(b *testing.B, players int) *benchRoom {
 	require.NoError(b, err)
 	go func() { _ = srv.Serve(ln) }()
 
-	r, err := newRoom(reg, "bench", RoomOptions{Mode: sim.ArenaMode, MaxPlayers: players}, cfg.Modes[sim.ArenaMode])
+	r, err := newRoom(reg, "bench", RoomOptions{Mode: sim.ArenaMode, MaxPlayers: players}, cfg.Modes[sim.ArenaMode], 1)
 	require.NoError(b, err)
 	br := &benchRoom{room: r}
 	var drains sync.WaitGroup
@@ -165,7 +165,7 @@ func arenaRoomWithoutConns(t testing.TB, players int) *Room {
 	cfg := DefaultConfig()
 	reg, err := NewRegistry(cfg)
 	require.NoError(t, err)
-	r, err := newRoom(reg, "test", RoomOptions{Mode: sim.ArenaMode, MaxPlayers: players}, cfg.Modes[sim.ArenaMode])
+	r, err := newRoom(reg, "test", RoomOptions{Mode: sim.ArenaMode, MaxPlayers: players}, cfg.Modes[sim.ArenaMode], 1)
 	require.NoError(t, err)
 	for p := sim.PlayerID(1); p <= sim.PlayerID(players); p++ {
 		require.NoError(t, r.game.Join(p))

@@ -45,6 +45,9 @@ type Config struct {
 	// released by the node's one clock. The clock adds a few helpers while
 	// workers are stuck in slow rooms.
 	Workers int
+	// CheckpointEvery is how many ticks go between a room's checkpoints
+	// when a Replicator is set; 0 takes none.
+	CheckpointEvery int
 	// Modes maps game mode names to the factories that make their games.
 	Modes map[string]sim.Factory
 	// Logger receives room and player lifecycle logs; nil discards them.
@@ -71,6 +74,7 @@ func DefaultConfig() Config {
 		SnapshotHistory: 20,               // a third of a second at 60 Hz; a client further behind gets a full snapshot
 		ControlQueue:    64,
 		JoinTimeout:     5 * time.Second,
+		CheckpointEvery: 30,                    // half a second at 60 Hz: the most game time a failover loses
 		Workers:         runtime.GOMAXPROCS(0), // a tick is CPU work: more workers than processors would only take turns
 		Modes:           map[string]sim.Factory{sim.ArenaMode: arena},
 	}
@@ -94,6 +98,7 @@ func (c *Config) validate() error {
 	check(c.MessageQueue > 0, "MessageQueue must be positive")
 	check(c.SnapshotHistory >= 2, "SnapshotHistory %d must be at least 2", c.SnapshotHistory)
 	check(c.ControlQueue > 0, "ControlQueue must be positive")
+	check(c.CheckpointEvery >= 0, "CheckpointEvery must not be negative")
 	check(c.JoinTimeout > 0, "JoinTimeout must be positive")
 	check(c.Workers > 0 && c.Workers <= maxWorkers, "Workers %d must be in 1..%d", c.Workers, maxWorkers)
 	check(len(c.Modes) > 0, "Modes must name at least one game mode")

@@ -1,6 +1,7 @@
 package rooms
 
 import (
+	"slices"
 	"sync"
 
 	"github.com/tickroom/tickroom/sim"
@@ -73,6 +74,23 @@ func (q *inputQueue) drain(p sim.PlayerID, t *sim.Tick, arena *[]byte) (last uin
 	n = q.n
 	q.head, q.n = 0, 0
 	return last, n
+}
+
+// queued returns copies of the inputs waiting, oldest first, for a
+// checkpoint; the queue keeps them.
+func (q *inputQueue) queued() []QueuedInput {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.n == 0 {
+		return nil
+	}
+	out := make([]QueuedInput, 0, q.n)
+	size := q.slotSize()
+	for k := range q.n {
+		i := (q.head + k) % len(q.seqs)
+		out = append(out, QueuedInput{Seq: q.seqs[i], Payload: slices.Clone(q.data[i*size : i*size+int(q.sizes[i])])})
+	}
+	return out
 }
 
 // messageQueue holds a room's messages until the next tick.

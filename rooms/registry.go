@@ -24,6 +24,10 @@ type Registry struct {
 
 	router     routerSlot // where joins for other nodes' rooms go (route.go)
 	routeStats routeStats
+	replicator replicatorSlot // where checkpoints go (checkpoint.go)
+
+	restores    atomic.Uint64
+	fencedRooms atomic.Uint64
 
 	mu     sync.Mutex
 	rooms  map[string]*Room
@@ -71,6 +75,8 @@ func (g *Registry) Stats() *NodeStats {
 	g.mu.Unlock()
 	s := &NodeStats{RoomsCreated: created, RoomsClosed: g.roomsClosed.Load()}
 	s.Ticks, s.Overruns, s.InputsDropped = g.retired.Ticks, g.retired.Overruns, g.retired.InputsDropped
+	s.Checkpoints, s.CheckpointBytes, s.CheckpointNanos = g.retired.Checkpoints, g.retired.CheckpointBytes, g.retired.CheckpointNanos
+	s.Restores, s.Fenced = g.restores.Load(), g.fencedRooms.Load()
 	s.Lateness.Merge(&g.retired.Lateness)
 	s.Duration.Merge(&g.retired.Duration)
 	s.SnapshotBytes.Merge(&g.retired.SnapshotBytes)
@@ -119,22 +125,32 @@ func (g *Registry) createLocked(opts RoomOptions) (*Room, error) {
 	for g.rooms[id] != nil {
 		id = newRoomID()
 	}
-	r, err := newRoom(g, id, opts, factory)
+	r, err := newRoom(g, id, opts, factory, uint64(time.Now().UnixNano()))
 	if err != nil {
 		return nil, err
 	}
-	if err := g.clock.start(g.cfg.Workers); err != nil {
+	if err := g.registerLocked(r); err != nil {
 		return nil, err
 	}
-	r.align(r.created)
+	r.log.Info("room created", "max_players", r.maxPlayers, "private", r.private, "first_tick", r.firstTick)
+	return r, nil
+}
+
+// registerLocked makes r one of the registry's rooms and schedules its
+// first turn. The caller holds g.mu.
+func (g *Registry) registerLocked(r *Room) error {
+	if err := g.clock.start(g.cfg.Workers); err != nil {
+		return err
+	}
+	id := r.id
+	r.align(time.Now())
 	g.seq++
 	r.seq = g.seq
 	g.rooms[id] = r
 	g.order = append(g.order, r)
 	g.wg.Add(1)
 	r.schedule() // the first turn settles it: awake with players, else asleep
-	r.log.Info("room created", "max_players", r.maxPlayers, "private", r.private, "first_tick", r.firstTick)
-	return r, nil
+	return nil
 }
 
 // Modes returns the names of the game modes, sorted.
@@ -206,7 +222,7 @@ func (g *Registry) Close(ctx context.Context) error {
 // an operator's, being debugged) and with a seat that no join in flight
 // has promised. The caller holds g.mu.
 func (r *Room) takesNewcomer(mode string, size int) bool {
-	return r.mode == mode && !r.private && !r.isPaused.Load() && (size == 0 || r.maxPlayers == size) &&
+	return r.mode == mode && !r.private && !r.isPaused.Load() && !r.stopped() && (size == 0 || r.maxPlayers == size) &&
 		int(r.seats.Load()+r.reserved.Load()) < r.maxPlayers
 }
 

@@ -28,6 +28,9 @@ type RoomOptions struct {
 	// restored from a checkpoint of tick T starts at T+1. Either way the
 	// first tick runs at the node's next tick.
 	FirstTick uint64
+	// Epoch is the room's incarnation (0 means 1): it grows each time the
+	// room moves to another node.
+	Epoch uint64
 }
 
 // Room is one running game. Its exported methods are safe for concurrent use.
@@ -66,6 +69,15 @@ type Room struct {
 	messages messageQueue
 	stats    TickStats
 	view     *sim.View // nil if the game has no positions
+
+	// Replication (checkpoint.go).
+	seed      uint64 // the game's sim.Config.Seed
+	epoch     atomic.Uint64
+	lease     atomic.Pointer[leaseBox]
+	fenced    atomic.Bool // its lease stopped holding: it never ticks again
+	isFrozen  atomic.Bool // mirrors frozen, for readers
+	frozen    bool        // the room's turn: no ticks for a hand-off
+	handedOff bool        // the room's turn: Release handed it away
 
 	// The room's turn only (one worker at a time: see turn.go).
 	awake       bool        // ticked by the clock; false while the room sleeps
@@ -110,13 +122,12 @@ type member struct {
 	droppedAt time.Time
 }
 
-func newRoom(reg *Registry, id string, opts RoomOptions, factory sim.Factory) (*Room, error) {
+func newRoom(reg *Registry, id string, opts RoomOptions, factory sim.Factory, seed uint64) (*Room, error) {
 	cfg := &reg.cfg
 	maxPlayers := opts.MaxPlayers
 	if maxPlayers == 0 {
 		maxPlayers = cfg.MaxPlayers
 	}
-	seed := uint64(time.Now().UnixNano())
 	game, err := factory(sim.Config{TickRate: cfg.TickRate, MaxPlayers: maxPlayers, Seed: seed})
 	if err != nil {
 		return nil, fmt.Errorf("rooms: create %s game: %w", opts.Mode, err)
@@ -142,7 +153,9 @@ func newRoom(reg *Registry, id string, opts RoomOptions, factory sim.Factory) (*
 		emptySince: time.Now(),
 		history:    make([]historyEntry, cfg.SnapshotHistory),
 		enc:        wire.NewEncoder(),
+		seed:       seed,
 	}
+	r.epoch.Store(max(opts.Epoch, 1))
 	if v, ok := game.(sim.Viewer); ok {
 		view := v.View()
 		if view.X >= 0 && view.X < sim.MaxFields && view.Y >= 0 && view.Y < sim.MaxFields && view.Width > 0 && view.Height > 0 {
@@ -363,6 +376,9 @@ func (r *Room) findMember(p sim.PlayerID) (int, bool) {
 
 // join seats s. The room's turn.
 func (r *Room) join(s *session) (wire.Joined, error) {
+	if r.stopped() {
+		return wire.Joined{}, r.movingReply()
+	}
 	if len(r.members) >= r.maxPlayers {
 		return wire.Joined{}, netcode.Reply(wire.CodeRoomFull, "room %s is full (%d players)", r.id, r.maxPlayers)
 	}
@@ -388,6 +404,9 @@ func (r *Room) join(s *session) (wire.Joined, error) {
 
 // resume reattaches a held seat to s. The room's turn.
 func (r *Room) resume(s *session, token string) (wire.Joined, error) {
+	if r.stopped() {
+		return wire.Joined{}, r.movingReply()
+	}
 	var m *member
 	for _, c := range r.members {
 		if subtle.ConstantTimeCompare([]byte(c.token), []byte(token)) == 1 {
@@ -486,6 +505,9 @@ func (r *Room) recomputeExpiry() {
 // has been empty for EmptyTimeout and should close. The room's turn, O(1)
 // unless something is due.
 func (r *Room) expired(now time.Time) bool {
+	if r.stopped() {
+		return false // frozen for a hand-off, or fenced until released: it lives on elsewhere
+	}
 	// Seat grace stands still while paused: the game must not change under
 	// an operator's eyes (Resume moves the deadlines on).
 	if !r.paused && !r.nextExpiry.IsZero() && !now.Before(r.nextExpiry) {
@@ -511,8 +533,16 @@ func (r *Room) shutdown() {
 	if p := r.stopCause.Load(); p != nil {
 		reason = *p
 	}
+	if !r.handedOff {
+		if rep := r.reg.replicator.load(); rep != nil {
+			rep.Closed(r)
+		}
+	}
 	msg := slices.Clone(r.enc.RoomClosed(wire.RoomClosed{RoomID: r.id, Reason: reason}))
 	for _, m := range r.members {
+		if r.handedOff {
+			break // its players and game live on elsewhere
+		}
 		if m.sess != nil {
 			m.sess.conn.Send(msg)
 			m.sess.conn.SetLabel("")

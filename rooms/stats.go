@@ -20,6 +20,12 @@ type TickStats struct {
 	InputDepth    atomic.Int64
 	InputDepthMax atomic.Int64
 	InputsDropped atomic.Uint64 // inputs dropped because a player's queue was full
+	Frozen        atomic.Uint64 // tick slots not run because the room was frozen (a hand-off) or fenced
+	// Checkpoints taken for the Replicator, their bytes and the time spent
+	// encoding them.
+	Checkpoints     atomic.Uint64
+	CheckpointBytes atomic.Uint64
+	CheckpointNanos atomic.Uint64
 	// SnapshotBytes counts snapshot encodings by body size. A room encodes
 	// once per distinct base per tick; the bytes are shared by every
 	// member with that base.
@@ -35,9 +41,13 @@ type NodeStats struct {
 	Ticks         uint64
 	Overruns      uint64
 	InputsDropped uint64
-	Lateness      Histogram
-	Duration      Histogram
-	SnapshotBytes SizeHistogram
+	// Checkpoints taken, their bytes and encoding time; rooms restored
+	// from checkpoints; rooms fenced.
+	Checkpoints, CheckpointBytes, CheckpointNanos uint64
+	Restores, Fenced                              uint64
+	Lateness                                      Histogram
+	Duration                                      Histogram
+	SnapshotBytes                                 SizeHistogram
 	// The node clock's own counters (ClockStats): node ticks released,
 	// node ticks skipped, helper workers started, and how late the clock
 	// released each node tick.
@@ -52,6 +62,9 @@ func (s *NodeStats) add(t *TickStats) {
 	s.Ticks += t.Ticks.Load()
 	s.Overruns += t.Overruns.Load()
 	s.InputsDropped += t.InputsDropped.Load()
+	s.Checkpoints += t.Checkpoints.Load()
+	s.CheckpointBytes += t.CheckpointBytes.Load()
+	s.CheckpointNanos += t.CheckpointNanos.Load()
 	s.Lateness.Merge(&t.Lateness)
 	s.Duration.Merge(&t.Duration)
 	s.SnapshotBytes.Merge(&t.SnapshotBytes)

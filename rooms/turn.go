@@ -101,8 +101,14 @@ func (r *Room) tickAt(k uint64, now time.Time) {
 	}
 	r.stats.Overruns.Add(skipped)
 	r.ranTo.Store(k)
+	if r.frozen || !r.leaseHolds(now) {
+		r.stats.Frozen.Add(1)
+		return
+	}
 	r.stats.Lateness.Record(now.Sub(r.reg.clock.due(k)))
-	r.step(uint64(int64(k)-r.base.Load()), now)
+	n := uint64(int64(k) - r.base.Load())
+	r.step(n, now)
+	r.checkpointTick(n)
 	took := time.Since(now)
 	r.stats.Duration.Record(took)
 	r.stats.LastDuration.Store(int64(took))

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/tickroom/tickroom/cluster"
 )
@@ -22,6 +23,7 @@ type clusterFlags struct {
 	adminURL     string
 	gossipListen string
 	route        string
+	drainTimeout time.Duration
 }
 
 func registerClusterFlags(fs *flag.FlagSet) *clusterFlags {
@@ -35,6 +37,8 @@ func registerClusterFlags(fs *flag.FlagSet) *clusterFlags {
 	fs.StringVar(&cf.adminURL, "admin-url", "", "this node's admin listener as operators reach it; empty: from --admin-listen and the advertised host")
 	fs.StringVar(&cf.key, "cluster-key", "", "gossip encryption key, 16, 24 or 32 bytes in base64 or hex; every node needs the same (prefer the environment variable: flags show in ps)")
 	fs.StringVar(&cf.cfg.Label, "cluster-label", "", "cluster name: nodes only gossip with nodes of the same label")
+	fs.BoolVar(&cf.cfg.Replicate, "replicate", cf.cfg.Replicate, "checkpoint rooms to other nodes, fail them over when their node dies and hand them off on drain (needs --cluster-key)")
+	fs.DurationVar(&cf.drainTimeout, "drain-timeout", 60*time.Second, "how long a drain (SIGTERM or POST /admin/drain) may take to hand the rooms to other nodes before the node stops anyway")
 	fs.StringVar(&cf.route, "route", "redirect", "how a player whose room is on another node gets there: redirect (the client dials that node) or proxy (this node relays the connection)")
 	return cf
 }

@@ -30,6 +30,7 @@ type serveConfig struct {
 	rooms           rooms.Config
 	admin           admin.Config
 	cluster         *cluster.Config // nil: the node runs alone
+	drainTimeout    time.Duration
 }
 
 func parseServeFlags(args []string, stderr io.Writer) (*serveConfig, error) {
@@ -53,6 +54,7 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveConfig, error) {
 	fs.IntVar(&r.MaxRooms, "max-rooms", r.MaxRooms, "most rooms this node runs at once")
 	fs.DurationVar(&r.SeatGrace, "seat-grace", r.SeatGrace, "how long a dropped player's seat is held for a resume")
 	fs.DurationVar(&r.EmptyTimeout, "empty-timeout", r.EmptyTimeout, "how long an empty room lives")
+	fs.IntVar(&r.CheckpointEvery, "checkpoint-every", r.CheckpointEvery, "ticks between a room's checkpoints to its witnesses in a cluster (the most game time a failover loses); 0: none")
 	fs.IntVar(&r.InputQueue, "input-queue", r.InputQueue, "inputs a player may have waiting for the next tick")
 	fs.IntVar(&r.Workers, "workers", r.Workers, "goroutines that run the rooms' ticks, released by the node's one clock")
 
@@ -76,6 +78,7 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveConfig, error) {
 	if cfg.cluster, err = cf.config(); err != nil {
 		return nil, err
 	}
+	cfg.drainTimeout = cf.drainTimeout
 	if cfg.logFormat != "text" && cfg.logFormat != "json" {
 		return nil, fmt.Errorf("--log-format must be text or json, not %q", cfg.logFormat)
 	}
@@ -197,7 +200,12 @@ func runNode(ctx context.Context, cfg *serveConfig, log *slog.Logger) error {
 		node.SetReady(true)
 	}
 
+	var drainReq <-chan struct{}
+	if node != nil {
+		drainReq = node.DrainRequested()
+	}
 	var failed error
+	drain := false
 	select {
 	case err := <-serveErr:
 		failed = fmt.Errorf("serve: %w", err)
@@ -205,6 +213,26 @@ func runNode(ctx context.Context, cfg *serveConfig, log *slog.Logger) error {
 	case err := <-adminErr:
 		failed = fmt.Errorf("admin: %w", err)
 	case <-ctx.Done():
+		drain = true
+	case <-drainReq:
+		drain = true
+		log.Info("drain requested by an operator")
+	}
+	if drain && node != nil && node.Replicating() {
+		// Hand the rooms to other nodes first: readiness fails and
+		// placement skips this node at once; players follow their rooms.
+		if adm != nil {
+			adm.SetReady(false)
+		}
+		log.Info("draining: handing rooms to other nodes", "rooms", len(reg.List()), "timeout", cfg.drainTimeout)
+		dctx, dcancel := context.WithTimeout(context.Background(), cfg.drainTimeout)
+		start := time.Now()
+		if err := node.Drain(dctx); err != nil {
+			log.Warn("drain did not hand every room off; the rest close with the node (their witnesses fail them over)", "err", err)
+		} else {
+			log.Info("drained: no rooms left", "took", time.Since(start))
+		}
+		dcancel()
 	}
 	log.Info("shutting down", "timeout", cfg.shutdownTimeout)
 	if adm != nil {

@@ -106,6 +106,7 @@ const (
 	EventDisconnected                      // the connection dropped (Err); the client reconnects
 	EventResumed                           // the client reconnected and resumed its seat
 	EventClosed                            // the client is closed for good (Err)
+	EventMoved                             // the room moved to another node and the client resumed its seat there
 )
 
 // Event is something the server or the connection told the client.
@@ -125,6 +126,7 @@ type Stats struct {
 	Drops             atomic.Uint64 // abnormal disconnects
 	Resumes           atomic.Uint64 // successful seat resumes
 	Redirects         atomic.Uint64 // redirects followed: the target was dialed and greeted
+	Moves             atomic.Uint64 // seats resumed on the node a RoomMoved named
 	EventsDropped     atomic.Uint64
 }
 
@@ -158,6 +160,7 @@ type Client struct {
 	// client's goroutine still reads the one before (retired): that
 	// goroutine takes it once the retired connection has ended.
 	handoff *connection
+	moved   *wire.RoomMoved // the RoomMoved that ended the current connection
 
 	stateMu sync.Mutex
 	state   Snapshot // written only by the client's goroutine
@@ -342,6 +345,16 @@ func (c *Client) run(conn *connection) {
 			continue
 		}
 
+		if errors.Is(cause, errRoomMoved) && !c.closing.Load() {
+			c.mu.Lock()
+			mv := c.moved
+			c.moved = nil
+			c.mu.Unlock()
+			if next, err := c.followMove(mv); err == nil {
+				conn = next
+				continue
+			}
+		}
 		if c.closing.Load() || !reconnectable(cause) || c.cfg.Reconnect.Attempts == 0 {
 			c.finish(cause)
 			return

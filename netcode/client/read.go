@@ -140,6 +140,19 @@ func (c *Client) handle(m *wire.ServerMessage, size int) error {
 		c.emit(Event{Kind: EventPlayerLeft, Player: m.PlayerLeft.Player, Reason: m.PlayerLeft.Reason})
 	case wire.TypeRoomEvent:
 		c.emit(Event{Kind: EventRoomMessage, From: m.RoomEvent.From, Payload: append([]byte(nil), m.RoomEvent.Payload...)})
+	case wire.TypeRoomMoved:
+		mv := m.RoomMoved
+		c.mu.Lock()
+		seated := c.seat != nil && c.seat.RoomID == mv.RoomID
+		if seated {
+			c.moved = &mv
+		}
+		c.mu.Unlock()
+		if !seated {
+			c.log.Warn("RoomMoved for a room this client is not seated in", "room", mv.RoomID)
+			return nil
+		}
+		return errRoomMoved // ends this connection: run follows the room
 	case wire.TypeRoomClosed:
 		c.mu.Lock()
 		c.seat = nil

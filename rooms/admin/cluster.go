@@ -1,6 +1,8 @@
 package admin
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -28,7 +30,41 @@ type Cluster interface {
 	// ok false for this node, else the admin URL of the node that should
 	// create it.
 	PlaceRoom(mode string, size int) (adminURL, node string, ok bool)
+	// MoveRoom hands a room this node runs to the node named to (a human
+	// or gossip name; empty: the cluster chooses) and waits until it runs
+	// there, or fails and runs on here, or ctx ends. Its errors are
+	// *MoveError.
+	MoveRoom(ctx context.Context, roomID, to string) (RoomMove, error)
+	// RequestDrain starts draining the node: it takes no new rooms, hands
+	// its rooms to other nodes and then exits. It returns at once; an
+	// error (a *MoveError) says the node cannot drain that way.
+	RequestDrain() error
+	// RecentRoomMoves returns the latest failovers and hand-offs this
+	// node took part in, oldest first.
+	RecentRoomMoves() []RoomMove
 }
+
+// RoomMove is one room changing hosts.
+type RoomMove struct {
+	Kind     string  `json:"kind"` // failover (restored here from a checkpoint), handoff (sent from here), received (taken here)
+	Room     string  `json:"room"`
+	From     string  `json:"from,omitempty"` // gossip names
+	To       string  `json:"to,omitempty"`
+	Epoch    uint64  `json:"epoch"`          // the room's epoch on its new host
+	Tick     uint64  `json:"tick,omitempty"` // handoff: the last tick it ran here
+	FreezeMs float64 `json:"freezeMs,omitempty"`
+	TimeMs   int64   `json:"t"`
+}
+
+// MoveError is a failed MoveRoom or RequestDrain, with the status and
+// error code the admin API answers.
+type MoveError struct {
+	Status  int
+	Code    string
+	Message string
+}
+
+func (e *MoveError) Error() string { return e.Message }
 
 // ClusterStatus is GET /admin/cluster's body.
 type ClusterStatus struct {
@@ -39,6 +75,49 @@ type ClusterStatus struct {
 	Gossip    GossipStatus     `json:"gossip"`
 	Routing   RoutingStatus    `json:"routing"`
 	Decisions PlacementCounter `json:"placementDecisions"`
+	Ownership OwnershipStatus  `json:"ownership"`
+}
+
+// OwnershipStatus is what this node does to keep rooms alive beyond it:
+// checkpoints, witnesses, failovers and hand-offs.
+type OwnershipStatus struct {
+	Enabled  bool   `json:"enabled"`
+	Reason   string `json:"reason,omitempty"` // why not, when disabled
+	Draining bool   `json:"draining"`
+	Hosted   int    `json:"hostedRooms"`
+	// Witnessed is how many other hosts' rooms this node keeps a copy of,
+	// in WitnessBytes of checkpoints.
+	Witnessed    int             `json:"witnessedRooms"`
+	WitnessBytes int             `json:"witnessBytes"`
+	Rooms        []RoomOwnership `json:"rooms"` // this node's rooms, at most 100
+	// MaxCheckpointAgeMs is the oldest latest-checkpoint among this node's
+	// replicated rooms: the most game time a failover would lose now.
+	MaxCheckpointAgeMs  float64 `json:"maxCheckpointAgeMs"`
+	CheckpointsSent     uint64  `json:"checkpointsSent"`
+	CheckpointBytesSent uint64  `json:"checkpointBytesSent"`
+	CheckpointsStored   uint64  `json:"checkpointsStored"`
+	CheckpointsRefused  uint64  `json:"checkpointsRefused"`
+	Failovers           uint64  `json:"failovers"`
+	FailoverFailures    uint64  `json:"failoverFailures"`
+	HandOffs            uint64  `json:"handOffs"`
+	HandOffFailures     uint64  `json:"handOffFailures"`
+	HandOffsReceived    uint64  `json:"handOffsReceived"`
+	Fenced              uint64  `json:"fenced"`
+	Rewitnessed         uint64  `json:"rewitnessed"`
+	FreezeP50Ms         float64 `json:"freezeP50Ms"`
+	FreezeP99Ms         float64 `json:"freezeP99Ms"`
+	FreezeMaxMs         float64 `json:"freezeMaxMs"`
+}
+
+// RoomOwnership is one of this node's rooms: its epoch, where its
+// checkpoints go and how old the latest is.
+type RoomOwnership struct {
+	ID              string   `json:"id"`
+	Epoch           uint64   `json:"epoch"`
+	Witnesses       []string `json:"witnesses"`       // gossip names; fewer than two: not failed over (FAILOVER.md)
+	CheckpointAgeMs float64  `json:"checkpointAgeMs"` // -1: none delivered yet
+	Fenced          bool     `json:"fenced"`
+	Frozen          bool     `json:"frozen"`
 }
 
 // ClusterMember is one node.
@@ -139,7 +218,58 @@ func clusterBody(st ClusterStatus) ClusterStatus {
 			st.Placement[i].RoomIDs = []string{}
 		}
 	}
+	if st.Ownership.Rooms == nil {
+		st.Ownership.Rooms = []RoomOwnership{}
+	}
+	for i := range st.Ownership.Rooms {
+		if st.Ownership.Rooms[i].Witnesses == nil {
+			st.Ownership.Rooms[i].Witnesses = []string{}
+		}
+	}
 	return st
+}
+
+// moveRoom is POST /admin/rooms/{id}/move?to=NODE: a live hand-off.
+func (s *Server) moveRoom(w http.ResponseWriter, r *http.Request) {
+	c := s.cluster.load()
+	if c == nil {
+		writeError(w, http.StatusNotFound, "no_cluster", "this node runs alone: a room can move only within a cluster")
+		return
+	}
+	id := r.PathValue("id")
+	if _, ok := s.reg.Get(id); !ok {
+		writeError(w, http.StatusNotFound, "room_not_found", "no room "+id+" runs on this node")
+		return
+	}
+	mv, err := c.MoveRoom(r.Context(), id, r.URL.Query().Get("to"))
+	if err != nil {
+		writeMoveError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, mv)
+}
+
+// drain is POST /admin/drain: the node hands its rooms away and exits.
+func (s *Server) drain(w http.ResponseWriter, r *http.Request) {
+	c := s.cluster.load()
+	if c == nil {
+		writeError(w, http.StatusNotFound, "no_cluster", "this node runs alone: there is nowhere to hand its rooms; stop it with SIGTERM")
+		return
+	}
+	if err := c.RequestDrain(); err != nil {
+		writeMoveError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusAccepted, map[string]any{"draining": true, "rooms": len(s.reg.List())})
+}
+
+func writeMoveError(w http.ResponseWriter, err error) {
+	var me *MoveError
+	if errors.As(err, &me) {
+		writeError(w, me.Status, me.Code, me.Message)
+		return
+	}
+	writeError(w, http.StatusInternalServerError, "internal", err.Error())
 }
 
 // placeElsewhere answers a room creation that the cluster places on

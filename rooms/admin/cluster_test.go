@@ -1,6 +1,7 @@
 package admin_test
 
 import (
+	"context"
 	"encoding/json"
 	"maps"
 	"net/http"
@@ -24,6 +25,9 @@ type fakeCluster struct {
 	place    fakePlacement // what PlaceRoom answers
 	asked    []fakeAsk     // PlaceRoom's calls, oldest first
 	statuses int           // ClusterStatus's calls
+	moves    []string      // MoveRoom's calls, "room>to"
+	moveErr  error         // what MoveRoom fails with, if set
+	drains   int           // RequestDrain's calls
 }
 
 // fakePlacement is a PlaceRoom answer.
@@ -62,6 +66,26 @@ func (f *fakeCluster) PlaceRoom(mode string, size int) (adminURL, node string, o
 	f.asked = append(f.asked, fakeAsk{mode, size})
 	return f.place.adminURL, f.place.node, f.place.ok
 }
+
+// MoveRoom records the move and answers what moveErr says.
+func (f *fakeCluster) MoveRoom(_ context.Context, roomID, to string) (admin.RoomMove, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.moves = append(f.moves, roomID+">"+to)
+	if f.moveErr != nil {
+		return admin.RoomMove{}, f.moveErr
+	}
+	return admin.RoomMove{Kind: "handoff", Room: roomID, To: to, Epoch: 2}, nil
+}
+
+func (f *fakeCluster) RequestDrain() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.drains++
+	return nil
+}
+
+func (f *fakeCluster) RecentRoomMoves() []admin.RoomMove { return nil }
 
 func (f *fakeCluster) setStatus(st admin.ClusterStatus) {
 	f.mu.Lock()
@@ -113,7 +137,54 @@ func sampleClusterStatus() admin.ClusterStatus {
 		Gossip:    admin.GossipStatus{BytesIn: 123456, BytesOut: 65432, PacketsIn: 900, PacketsOut: 800, Dropped: 3},
 		Routing:   admin.RoutingStatus{Redirects: 17, Proxied: 2},
 		Decisions: admin.PlacementCounter{ToFreeSeat: 11, ToNewRoom: 5, Local: 9},
+		Ownership: admin.OwnershipStatus{
+			Enabled: true, Hosted: 1, Witnessed: 3, WitnessBytes: 4096, MaxCheckpointAgeMs: 420,
+			Rooms:           []admin.RoomOwnership{{ID: "r1", Epoch: 2, Witnesses: []string{"node-b-1", "node-c-1"}, CheckpointAgeMs: 420}},
+			CheckpointsSent: 40, CheckpointBytesSent: 80_000, Failovers: 1, HandOffs: 2, FreezeP50Ms: 12, FreezeP99Ms: 30, FreezeMaxMs: 31,
+		},
 	}
+}
+
+// POST /admin/rooms/{id}/move hands the room to the cluster's MoveRoom, and
+// answers its errors with their status; POST /admin/drain asks the cluster
+// to drain. Neither exists on a node that runs alone.
+func TestMoveRoomAndDrain(t *testing.T) {
+	t.Parallel()
+	n := startNodeWith(t, nodeOptions{})
+	id := n.createRoom(t, `{"mode":"arena"}`).ID
+
+	r := n.call(t, "POST", "/admin/rooms/"+id+"/move?to=node-b", "", n.Token)
+	require.Equal(t, http.StatusNotFound, r.status, string(r.body))
+	assert.Equal(t, "no_cluster", r.code(t))
+	r = n.call(t, "POST", "/admin/drain", "", n.Token)
+	require.Equal(t, http.StatusNotFound, r.status, string(r.body))
+
+	fake := newFakeCluster(sampleClusterStatus())
+	n.Admin.SetCluster(fake)
+	r = n.call(t, "POST", "/admin/rooms/"+id+"/move?to=node-b", "", n.Token)
+	require.Equal(t, http.StatusOK, r.status, string(r.body))
+	mv := fromJSON[admin.RoomMove](t, r.body)
+	assert.Equal(t, admin.RoomMove{Kind: "handoff", Room: id, To: "node-b", Epoch: 2}, mv)
+
+	r = n.call(t, "POST", "/admin/rooms/nosuch/move", "", n.Token)
+	require.Equal(t, http.StatusNotFound, r.status, string(r.body))
+	assert.Equal(t, "room_not_found", r.code(t))
+
+	fake.mu.Lock()
+	fake.moveErr = &admin.MoveError{Status: http.StatusConflict, Code: "no_target", Message: "no node can take the room"}
+	fake.mu.Unlock()
+	r = n.call(t, "POST", "/admin/rooms/"+id+"/move", "", n.Token)
+	require.Equal(t, http.StatusConflict, r.status, string(r.body))
+	assert.Equal(t, "no_target", r.code(t))
+	assert.Equal(t, http.StatusUnauthorized, n.call(t, "POST", "/admin/rooms/"+id+"/move", "", "wrong").status)
+	assert.Equal(t, http.StatusMethodNotAllowed, n.call(t, "GET", "/admin/rooms/"+id+"/move", "", n.Token).status)
+
+	r = n.call(t, "POST", "/admin/drain", "", n.Token)
+	require.Equal(t, http.StatusAccepted, r.status, string(r.body))
+	fake.mu.Lock()
+	assert.Equal(t, []string{id + ">node-b", id + ">"}, fake.moves)
+	assert.Equal(t, 1, fake.drains)
+	fake.mu.Unlock()
 }
 
 // ---- GET /admin/cluster ----
@@ -298,26 +369,41 @@ func TestClusterMetrics(t *testing.T) {
 	n.Admin.SetCluster(fake)
 	m := n.metrics(t)
 	want := map[string]float64{
-		`tickroom_cluster_members{state="alive"}`:                 1,
-		`tickroom_cluster_members{state="suspect"}`:               1,
-		`tickroom_cluster_members{state="dead"}`:                  1,
-		`tickroom_cluster_members{state="left"}`:                  0,
-		`tickroom_cluster_directory_rooms`:                        3,
-		`tickroom_cluster_directory_tombstones`:                   2,
-		`tickroom_cluster_directory_lag_samples`:                  40,
-		`tickroom_cluster_directory_lag_seconds{quantile="0.5"}`:  0.0125,
-		`tickroom_cluster_directory_lag_seconds{quantile="0.99"}`: 0.08,
-		`tickroom_cluster_directory_lag_seconds{quantile="1"}`:    0.25,
-		`tickroom_cluster_gossip_bytes_total{direction="in"}`:     123456,
-		`tickroom_cluster_gossip_bytes_total{direction="out"}`:    65432,
-		`tickroom_cluster_gossip_packets_total{direction="in"}`:   900,
-		`tickroom_cluster_gossip_packets_total{direction="out"}`:  800,
-		`tickroom_cluster_gossip_dropped_total`:                   3,
-		`tickroom_cluster_redirects_total`:                        17,
-		`tickroom_cluster_proxied_total`:                          2,
-		`tickroom_cluster_placements_total{kind="free_seat"}`:     11,
-		`tickroom_cluster_placements_total{kind="new_room"}`:      5,
-		`tickroom_cluster_placements_local_total`:                 9,
+		`tickroom_cluster_members{state="alive"}`:                  1,
+		`tickroom_cluster_members{state="suspect"}`:                1,
+		`tickroom_cluster_members{state="dead"}`:                   1,
+		`tickroom_cluster_members{state="left"}`:                   0,
+		`tickroom_cluster_directory_rooms`:                         3,
+		`tickroom_cluster_directory_tombstones`:                    2,
+		`tickroom_cluster_directory_lag_samples`:                   40,
+		`tickroom_cluster_directory_lag_seconds{quantile="0.5"}`:   0.0125,
+		`tickroom_cluster_directory_lag_seconds{quantile="0.99"}`:  0.08,
+		`tickroom_cluster_directory_lag_seconds{quantile="1"}`:     0.25,
+		`tickroom_cluster_gossip_bytes_total{direction="in"}`:      123456,
+		`tickroom_cluster_gossip_bytes_total{direction="out"}`:     65432,
+		`tickroom_cluster_gossip_packets_total{direction="in"}`:    900,
+		`tickroom_cluster_gossip_packets_total{direction="out"}`:   800,
+		`tickroom_cluster_gossip_dropped_total`:                    3,
+		`tickroom_cluster_redirects_total`:                         17,
+		`tickroom_cluster_proxied_total`:                           2,
+		`tickroom_cluster_placements_total{kind="free_seat"}`:      11,
+		`tickroom_cluster_placements_total{kind="new_room"}`:       5,
+		`tickroom_cluster_placements_local_total`:                  9,
+		`tickroom_cluster_checkpoints_total{kind="sent"}`:          40,
+		`tickroom_cluster_checkpoints_total{kind="stored"}`:        0,
+		`tickroom_cluster_checkpoints_total{kind="refused"}`:       0,
+		`tickroom_cluster_checkpoint_bytes_total`:                  80_000,
+		`tickroom_cluster_checkpoint_age_max_seconds`:              0.42,
+		`tickroom_cluster_witnessed_rooms`:                         3,
+		`tickroom_cluster_failovers_total{result="ok"}`:            1,
+		`tickroom_cluster_failovers_total{result="failed"}`:        0,
+		`tickroom_cluster_handoffs_total{kind="sent"}`:             2,
+		`tickroom_cluster_handoffs_total{kind="failed"}`:           0,
+		`tickroom_cluster_handoffs_total{kind="received"}`:         0,
+		`tickroom_cluster_fenced_rooms_total`:                      0,
+		`tickroom_cluster_handoff_freeze_seconds{quantile="0.5"}`:  0.012,
+		`tickroom_cluster_handoff_freeze_seconds{quantile="0.99"}`: 0.03,
+		`tickroom_cluster_handoff_freeze_seconds{quantile="1"}`:    0.031,
 	}
 	for series, v := range want {
 		assert.InDelta(t, v, m.get(t, series), 1e-9, series)

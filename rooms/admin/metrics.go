@@ -36,10 +36,11 @@ type collector struct {
 	clockHelpers                                *prometheus.Desc
 
 	// Exported only while a Cluster is set.
-	clusterMembers, directoryRooms, directoryTombstones *prometheus.Desc
-	directoryLag, directoryLagSamples                   *prometheus.Desc
-	gossipBytes, gossipPackets, gossipDropped           *prometheus.Desc
-	redirects, proxied, placements, placementsLocal     *prometheus.Desc
+	clusterMembers, directoryRooms, directoryTombstones                                         *prometheus.Desc
+	checkpoints, checkpointBytes, checkpointAge, witnessed, failovers, handOffs, fenced, freeze *prometheus.Desc
+	directoryLag, directoryLagSamples                                                           *prometheus.Desc
+	gossipBytes, gossipPackets, gossipDropped                                                   *prometheus.Desc
+	redirects, proxied, placements, placementsLocal                                             *prometheus.Desc
 }
 
 func newCollector(reg *rooms.Registry, srv *netcode.Server, cluster *clusterSlot) *collector {
@@ -86,6 +87,14 @@ func newCollector(reg *rooms.Registry, srv *netcode.Server, cluster *clusterSlot
 		proxied:             d("cluster_proxied_total", "Joins this node proxied to the node that serves their room."),
 		placements:          d("cluster_placements_total", "Join-or-create placements by kind: into a room with a free seat (free_seat) or onto the node chosen to create a room (new_room).", "kind"),
 		placementsLocal:     d("cluster_placements_local_total", "Placements, of either kind, that this node served itself."),
+		checkpoints:         d("cluster_checkpoints_total", "Room checkpoints this node sent to witnesses (sent), stored for other hosts (stored), and refused because the room runs elsewhere at a higher epoch (refused).", "kind"),
+		checkpointBytes:     d("cluster_checkpoint_bytes_total", "Bytes of checkpoint messages this node sent to witnesses."),
+		checkpointAge:       d("cluster_checkpoint_age_max_seconds", "Age of the oldest latest-checkpoint among this node's replicated rooms: the most game time a failover would lose now."),
+		witnessed:           d("cluster_witnessed_rooms", "Other hosts' rooms this node keeps a checkpoint of."),
+		failovers:           d("cluster_failovers_total", "Rooms this node restored from a checkpoint after their host's lease ran out, by result (ok, failed).", "result"),
+		handOffs:            d("cluster_handoffs_total", "Live hand-offs: rooms sent from this node (sent), that failed (failed), and taken by it (received).", "kind"),
+		fenced:              d("cluster_fenced_rooms_total", "Rooms this node stopped because their lease no longer held (cut off, or taken over elsewhere)."),
+		freeze:              d("cluster_handoff_freeze_seconds", "How long hand-offs from this node kept their room frozen: the median (0.5), 99th percentile (0.99) and maximum (1).", "quantile"),
 	}
 }
 
@@ -100,6 +109,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 		c.bytes, c.messages, c.disconnects, c.handshakeFailures, c.accepted,
 		c.clusterMembers, c.directoryRooms, c.directoryTombstones, c.directoryLag, c.directoryLagSamples,
 		c.gossipBytes, c.gossipPackets, c.gossipDropped, c.redirects, c.proxied, c.placements, c.placementsLocal,
+		c.checkpoints, c.checkpointBytes, c.checkpointAge, c.witnessed, c.failovers, c.handOffs, c.fenced, c.freeze,
 	} {
 		ch <- d
 	}
@@ -212,6 +222,26 @@ func (c *collector) collectCluster(st ClusterStatus, gauge func(*prometheus.Desc
 	counter(c.placements, st.Decisions.ToFreeSeat, "free_seat")
 	counter(c.placements, st.Decisions.ToNewRoom, "new_room")
 	counter(c.placementsLocal, st.Decisions.Local)
+
+	o := st.Ownership
+	if !o.Enabled {
+		return
+	}
+	counter(c.checkpoints, o.CheckpointsSent, "sent")
+	counter(c.checkpoints, o.CheckpointsStored, "stored")
+	counter(c.checkpoints, o.CheckpointsRefused, "refused")
+	counter(c.checkpointBytes, o.CheckpointBytesSent)
+	gauge(c.checkpointAge, o.MaxCheckpointAgeMs/1000)
+	gauge(c.witnessed, float64(o.Witnessed))
+	counter(c.failovers, o.Failovers, "ok")
+	counter(c.failovers, o.FailoverFailures, "failed")
+	counter(c.handOffs, o.HandOffs, "sent")
+	counter(c.handOffs, o.HandOffFailures, "failed")
+	counter(c.handOffs, o.HandOffsReceived, "received")
+	counter(c.fenced, o.Fenced)
+	gauge(c.freeze, o.FreezeP50Ms/1000, "0.5")
+	gauge(c.freeze, o.FreezeP99Ms/1000, "0.99")
+	gauge(c.freeze, o.FreezeMaxMs/1000, "1")
 }
 
 // durationHistogram exports a rooms.Histogram with durationBuckets.

@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"context"
 	"strings"
 	"testing"
 
@@ -15,6 +16,11 @@ type stillCluster struct{ st ClusterStatus }
 
 func (c stillCluster) ClusterStatus() ClusterStatus               { return c.st }
 func (stillCluster) PlaceRoom(string, int) (string, string, bool) { return "", "", false }
+func (stillCluster) MoveRoom(context.Context, string, string) (RoomMove, error) {
+	return RoomMove{}, &MoveError{Status: 409, Code: "not_replicated", Message: "still"}
+}
+func (stillCluster) RequestDrain() error         { return nil }
+func (stillCluster) RecentRoomMoves() []RoomMove { return nil }
 
 // The collector describes every metric it may collect, the cluster's too,
 // though the Cluster comes after registration: a pedantic registry refuses
@@ -42,6 +48,7 @@ func TestCollectorDescribesWhatItCollects(t *testing.T) {
 	var c Cluster = stillCluster{ClusterStatus{
 		Members:   []ClusterMember{{State: "alive"}, {State: "suspect"}},
 		Directory: DirectoryStatus{LagSamples: 1, LagP50Ms: 1, LagP99Ms: 2, LagMaxMs: 3},
+		Ownership: OwnershipStatus{Enabled: true},
 	}}
 	slot.p.Store(&c)
 	require.ElementsMatch(t, []string{

@@ -157,6 +157,8 @@ func (s *Server) routes(metrics http.Handler) http.Handler {
 	mux.Handle("/admin/rooms/{id}/step", auth(only("POST", s.step)))
 	mux.Handle("/admin/rooms/{id}/state", auth(only("GET", s.state)))
 	mux.Handle("/admin/rooms/{id}/watch", auth(only("GET", s.watch)))
+	mux.Handle("/admin/rooms/{id}/move", auth(only("POST", s.moveRoom)))
+	mux.Handle("/admin/drain", auth(only("POST", s.drain)))
 
 	mux.Handle("/debug/pprof/", auth(only("GET", pprof.Index)))
 	mux.Handle("/debug/pprof/cmdline", auth(only("GET", pprof.Cmdline)))
