@@ -265,11 +265,21 @@ func (s *Server) drain(w http.ResponseWriter, r *http.Request) {
 
 func writeMoveError(w http.ResponseWriter, err error) {
 	var me *MoveError
-	if errors.As(err, &me) {
-		writeError(w, me.Status, me.Code, me.Message)
+	if !errors.As(err, &me) {
+		writeError(w, http.StatusBadGateway, "move_failed", err.Error())
 		return
 	}
-	writeError(w, http.StatusInternalServerError, "internal", err.Error())
+	// The codes, spelt out, are the ones openapi.json documents.
+	switch me.Code {
+	case "not_replicated":
+		writeError(w, http.StatusConflict, "not_replicated", me.Message)
+	case "no_target":
+		writeError(w, http.StatusConflict, "no_target", me.Message)
+	case "room_not_found":
+		writeError(w, http.StatusNotFound, "room_not_found", me.Message)
+	default:
+		writeError(w, http.StatusBadGateway, "move_failed", me.Message)
+	}
 }
 
 // placeElsewhere answers a room creation that the cluster places on

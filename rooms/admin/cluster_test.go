@@ -28,6 +28,7 @@ type fakeCluster struct {
 	moves    []string      // MoveRoom's calls, "room>to"
 	moveErr  error         // what MoveRoom fails with, if set
 	drains   int           // RequestDrain's calls
+	drainErr error         // what RequestDrain fails with, if set
 }
 
 // fakePlacement is a PlaceRoom answer.
@@ -82,7 +83,7 @@ func (f *fakeCluster) RequestDrain() error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.drains++
-	return nil
+	return f.drainErr
 }
 
 func (f *fakeCluster) RecentRoomMoves() []admin.RoomMove { return nil }

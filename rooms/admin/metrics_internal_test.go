@@ -57,5 +57,8 @@ func TestCollectorDescribesWhatItCollects(t *testing.T) {
 		"tickroom_cluster_gossip_bytes_total", "tickroom_cluster_gossip_packets_total", "tickroom_cluster_gossip_dropped_total",
 		"tickroom_cluster_redirects_total", "tickroom_cluster_proxied_total",
 		"tickroom_cluster_placements_total", "tickroom_cluster_placements_local_total",
+		"tickroom_cluster_checkpoints_total", "tickroom_cluster_checkpoint_bytes_total", "tickroom_cluster_checkpoint_age_max_seconds",
+		"tickroom_cluster_witnessed_rooms", "tickroom_cluster_failovers_total", "tickroom_cluster_handoffs_total",
+		"tickroom_cluster_fenced_rooms_total", "tickroom_cluster_handoff_freeze_seconds",
 	}, names())
 }

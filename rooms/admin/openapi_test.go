@@ -1717,7 +1717,16 @@ func testOpenAPICluster(t *testing.T, a *oaChecker) {
 
 	// Alone: no cluster, and placed means nothing.
 	a.expect(t, get, http.StatusNotFound, "no_cluster")
-	a.expect(t, post("?placed=1", `{"mode":"arena"}`), http.StatusCreated)
+	created := a.expect(t, post("?placed=1", `{"mode":"arena"}`), http.StatusCreated)
+	roomID := oaDecode[struct {
+		ID string `json:"id"`
+	}](t, created.body).ID
+	move := func(id, query string) oaCall {
+		return oaCall{method: "POST", template: "/admin/rooms/{id}/move", path: "/admin/rooms/" + id + "/move" + query}
+	}
+	drain := oaCall{method: "POST", template: "/admin/drain"}
+	a.expect(t, move(roomID, "?to=node-b"), http.StatusNotFound, "no_cluster")
+	a.expect(t, drain, http.StatusNotFound, "no_cluster")
 
 	fake := newFakeCluster(sampleClusterStatus())
 	n.Admin.SetCluster(fake)
@@ -1749,6 +1758,22 @@ func testOpenAPICluster(t *testing.T, a *oaChecker) {
 	a.expect(t, post("", `{"mode":"chess"}`), http.StatusBadRequest, "unknown_mode")
 	a.expect(t, post("", `{"mode":"arena","max_players":257}`), http.StatusBadRequest, "bad_request")
 	require.Equal(t, []fakeAsk{{"arena", 2}, {"arena", 2}, {"arena", 2}, {"arena", 2}}, fake.placements())
+
+	// Moves and drains, and the ways they fail.
+	a.expect(t, move(roomID, "?to=node-b"), http.StatusOK)
+	a.expect(t, move("nosuch", ""), http.StatusNotFound, "room_not_found")
+	a.expect(t, oaCall{method: "POST", template: "/admin/rooms/{id}/move", path: "/admin/rooms/" + roomID + "/move", token: "wrong"}, http.StatusUnauthorized, "unauthorized")
+	for code, status := range map[string]int{"no_target": http.StatusConflict, "not_replicated": http.StatusConflict, "move_failed": http.StatusBadGateway} {
+		fake.mu.Lock()
+		fake.moveErr = &admin.MoveError{Status: status, Code: code, Message: code}
+		fake.mu.Unlock()
+		a.expect(t, move(roomID, ""), status, code)
+	}
+	a.expect(t, drain, http.StatusAccepted)
+	fake.mu.Lock()
+	fake.drainErr = &admin.MoveError{Status: http.StatusConflict, Code: "not_replicated", Message: "no key"}
+	fake.mu.Unlock()
+	a.expect(t, drain, http.StatusConflict, "not_replicated")
 	require.Len(t, n.Registry.List(), before+2, "only the rooms placed here were created")
 }
 
@@ -1804,7 +1829,12 @@ func TestOpenAPIValidator(t *testing.T) {
 			"gameUrl":"ws://127.0.0.1:8080/ws","ready":true,"draining":false,"rooms":0,"players":0,"capacity":1,"since":"2026-01-02T03:04:05Z"}],
 			"directory":{"rooms":0,"tombstones":0,"lagSamples":0,"lagP50Ms":0,"lagP99Ms":0,"lagMaxMs":0},"placement":[],
 			"gossip":{"bytesIn":0,"bytesOut":0,"packetsIn":0,"packetsOut":0,"dropped":0},"routing":{"redirects":0,"proxied":0},
-			"placementDecisions":{"toFreeSeat":0,"toNewRoom":0,"local":0}}`,
+			"placementDecisions":{"toFreeSeat":0,"toNewRoom":0,"local":0},
+			"ownership":{"enabled":true,"draining":false,"hostedRooms":1,"witnessedRooms":0,"witnessBytes":0,
+			"rooms":[{"id":"r","epoch":2,"witnesses":["b","c"],"checkpointAgeMs":-1,"fenced":false,"frozen":false}],
+			"maxCheckpointAgeMs":0,"checkpointsSent":0,"checkpointBytesSent":0,"checkpointsStored":0,"checkpointsRefused":0,
+			"failovers":0,"failoverFailures":0,"handOffs":0,"handOffFailures":0,"handOffsReceived":0,"fenced":0,"rewitnessed":0,
+			"freezeP50Ms":0,"freezeP99Ms":0,"freezeMaxMs":0}}`,
 	}
 	bad := []struct{ schema, body, why string }{
 		{"RoomSummary", `{"id":"a1b2c3d4e5f6","mode":"arena","player_count":1,"max_players":4,"private":false,"paused":false,"created":"2026-01-02T03:04:05Z","age_s":1.5,"metadata":{}}`, "tick_p99_ms is missing"},
