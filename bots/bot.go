@@ -34,8 +34,10 @@ type bot struct {
 	sent [sentRing]atomic.Int64 // Unix ns an input was sent, by seq % sentRing
 
 	// Client goroutine only (OnSnapshot, OnEvent, OnPong).
-	lastSnap time.Time
-	lastAck  uint32
+	lastSnap  time.Time
+	lastAck   uint32
+	lastTick  uint64
+	droppedAt time.Time
 }
 
 // onSnapshot measures the gap since the previous snapshot and the latency of
@@ -47,6 +49,16 @@ func (b *bot) onSnapshot(s *client.Snapshot) {
 		m.gap.record(b.id, now.Sub(b.lastSnap))
 	}
 	b.lastSnap = now
+	if s.Tick <= b.lastTick { // a failover went back to its checkpoint
+		lost := b.lastTick - s.Tick + 1
+		for {
+			old := m.rewindTicks.Load()
+			if lost <= old || m.rewindTicks.CompareAndSwap(old, lost) {
+				break
+			}
+		}
+	}
+	b.lastTick = s.Tick
 	if s.Ack > b.lastAck {
 		from := b.lastAck + 1
 		if s.Ack-b.lastAck > sentRing {
@@ -69,8 +81,13 @@ func (b *bot) onEvent(e client.Event) {
 	case client.EventDisconnected:
 		// The outage is counted as a drop, not as one huge snapshot gap.
 		b.lastSnap = time.Time{}
+		b.droppedAt = time.Now()
 		b.online.Store(false)
 	case client.EventResumed:
+		if !b.droppedAt.IsZero() {
+			b.run.metrics.outage.record(b.id, time.Since(b.droppedAt))
+			b.droppedAt = time.Time{}
+		}
 		b.online.Store(true)
 	case client.EventError:
 		b.run.metrics.errors.Add(1)

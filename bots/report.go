@@ -22,6 +22,10 @@ type Report struct {
 	BytesUpPerPlayerS   float64      `json:"bytes_up_per_player_s"`
 	Drops               uint64       `json:"drops"`
 	Resumes             uint64       `json:"resumes"`
+	Moves               uint64       `json:"moves"`             // seats that followed their room to another node (RoomMoved)
+	SeatsLost           int          `json:"seats_lost"`        // bots that joined and hold no seat at the end
+	OutageMs            Quantiles    `json:"outage_ms"`         // from a drop to the seat resumed
+	GameTimeLostMs      float64      `json:"game_time_lost_ms"` // the most game time a bot saw taken back (failover to an older checkpoint)
 	Errors              uint64       `json:"errors"`
 	JoinFailures        uint64       `json:"join_failures"`
 	LastError           string       `json:"last_error,omitempty"`
@@ -80,7 +84,16 @@ func (r *runner) collect(start, end time.Time, cpu time.Duration) *Report {
 		up += st.BytesOut.Load()
 		rep.Drops += st.Drops.Load()
 		rep.Resumes += st.Resumes.Load()
+		rep.Moves += st.Moves.Load()
+		if b.c.Seat() == nil {
+			rep.SeatsLost++
+		}
 	}
+	if rate := r.tickRate(); rate > 0 {
+		rep.GameTimeLostMs = float64(r.metrics.rewindTicks.Load()) * 1000 / float64(rate)
+	}
+	out := r.metrics.outage.merged()
+	rep.OutageMs = Quantiles{P50: ms(out, 50), P99: ms(out, 99), Max: ms(out, 100)}
 	if seatSeconds > 0 {
 		rep.SnapshotsPerPlayerS = float64(snaps) / seatSeconds
 		rep.BytesDownPerPlayerS = float64(down) / seatSeconds
@@ -158,6 +171,9 @@ func (rep *Report) WriteSummary(w io.Writer) {
 	row("connect ms", "p50 %.1f  p99 %.1f  max %.1f", rep.ConnectMs.P50, rep.ConnectMs.P99, rep.ConnectMs.Max)
 	row("bytes / bot / s", "down %.0f  up %.0f", rep.BytesDownPerPlayerS, rep.BytesUpPerPlayerS)
 	row("drops / resumes", "%d / %d", rep.Drops, rep.Resumes)
+	row("moves / seats lost", "%d / %d", rep.Moves, rep.SeatsLost)
+	row("outage ms", "p50 %.1f  p99 %.1f  max %.1f", rep.OutageMs.P50, rep.OutageMs.P99, rep.OutageMs.Max)
+	row("game time lost ms", "%.1f", rep.GameTimeLostMs)
 	row("errors", "%d (join failures %d)", rep.Errors, rep.JoinFailures)
 	if rep.LastError != "" {
 		row("last error", "%s", rep.LastError)

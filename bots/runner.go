@@ -29,6 +29,8 @@ type Progress struct {
 
 type metrics struct {
 	gap, latency, rtt, connect *histogram
+	outage                     *histogram    // from a drop to the seat resumed
+	rewindTicks                atomic.Uint64 // the most ticks a bot saw taken back (a failover restored an older checkpoint)
 	errors                     atomic.Uint64
 	joinFailures               atomic.Uint64
 	lastError                  atomic.Pointer[error]
@@ -42,6 +44,7 @@ type runner struct {
 	bots     []atomic.Pointer[bot] // published once joined
 	joined   atomic.Int64
 	stopping atomic.Bool
+	rate     int // the server's ticks per second
 }
 
 // Run runs the bots until cfg.Duration passes or ctx ends, and reports what
@@ -55,7 +58,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		cfg:  cfg,
 		bots: make([]atomic.Pointer[bot], cfg.Players),
 		metrics: metrics{
-			gap: newHistogram(), latency: newHistogram(), rtt: newHistogram(), connect: newHistogram(),
+			gap: newHistogram(), latency: newHistogram(), rtt: newHistogram(), connect: newHistogram(), outage: newHistogram(),
 		},
 	}
 	for range cfg.Pollers {
@@ -79,6 +82,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: %w", ErrUnreachable, cfg.URL, err)
 	}
+	r.rate = int(first.c.Welcome().TickRate)
 	r.inputHz = cfg.InputHz
 	if r.inputHz < 0 {
 		r.inputHz = float64(first.c.Welcome().TickRate)
@@ -286,3 +290,6 @@ func (r *runner) closePollers() {
 		_ = p.Close()
 	}
 }
+
+// tickRate returns the server's ticks per second, 0 before the first join.
+func (r *runner) tickRate() int { return r.rate }

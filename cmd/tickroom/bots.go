@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/tickroom/tickroom/bots"
@@ -37,6 +38,14 @@ func parseBotsFlags(args []string, stderr io.Writer) (*botsFlags, error) {
 	fs.Usage = flagUsage(fs, "tickroom bots --url ws://HOST:PORT/ws --players N [flags]")
 
 	fs.StringVar(&c.URL, "url", "ws://127.0.0.1:8080/ws", "the server's WebSocket endpoint")
+	fs.Func("seeds", "more game endpoints of the cluster, comma-separated, that bots reconnect through when the node they are on is gone", func(v string) error {
+		for _, u := range strings.Split(v, ",") {
+			if u = strings.TrimSpace(u); u != "" {
+				c.Client.Seeds = append(c.Client.Seeds, u)
+			}
+		}
+		return nil
+	})
 	fs.IntVar(&c.Players, "players", c.Players, "how many bots to run")
 	fs.IntVar(&c.RoomSize, "room-size", c.RoomSize, "seats per room the bots join or create (0: the server's default)")
 	fs.DurationVar(&c.Duration, "duration", c.Duration, "how long the run lasts, ramp included")

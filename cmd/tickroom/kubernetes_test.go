@@ -446,8 +446,10 @@ func TestKubernetesManifests(t *testing.T) {
 
 		timeout, err := time.ParseDuration(value("shutdown-timeout"))
 		require.NoError(t, err, "--shutdown-timeout")
+		drain, err := time.ParseDuration(value("drain-timeout"))
+		require.NoError(t, err, "--drain-timeout")
 		grace := time.Duration(spec.Template.Spec.TerminationGracePeriodSeconds) * time.Second
-		assert.Greater(t, grace, timeout, "terminationGracePeriodSeconds is above --shutdown-timeout")
+		assert.Greater(t, grace, drain+timeout, "terminationGracePeriodSeconds is above --drain-timeout plus --shutdown-timeout")
 		assert.NotEmpty(t, c.Resources.Requests, "resource requests")
 		assert.NotEmpty(t, c.Resources.Limits, "resource limits")
 	})
