@@ -69,22 +69,27 @@ at() { # wait until $1 seconds after the bots started
 	local now; now=$(date +%s.%N)
 	sleep "$(awk -v t="$1" -v n="$now" -v s="$start" 'BEGIN { d = t - (n - s); print (d > 0 ? d : 0) }')"
 }
-hosting() { # the first node from $1 on, before the last, that hosts rooms
-	for i in $(seq "$1" $((NODES - 1))); do
-		n=$(curl -fs "$(admin "$i")/admin/rooms" 2>/dev/null | grep -o '"total":[0-9]*' | cut -d: -f2 || echo 0)
-		if [ "${n:-0}" -gt 0 ]; then echo "$i"; return; fi
+used=" $NODES " # the bots' entry node is never a victim
+hosting() { # victim= the node, not yet a victim, that hosts the most rooms
+	local best="" most=-1
+	for i in $(seq 1 $((NODES - 1))); do
+		case "$used" in *" $i "*) continue ;; esac
+		n=$(curl -fs "$(admin "$i")/admin/rooms" 2>/dev/null | grep -o '"total":[0-9]*' | cut -d: -f2 || true)
+		if [ "${n:-0}" -gt "$most" ]; then best=$i most=${n:-0}; fi
 	done
-	echo "$1"
+	used="$used$best "
+	victim=$best
 }
 
 at "$KILL_AT"
-k=$(hosting 1)
+hosting; k=$victim
 rooms_k=$(curl -fs "$(admin "$k")/admin/rooms" | grep -o '"total":[0-9]*' | cut -d: -f2)
 echo "t=${KILL_AT}s kill -9 n$k ($rooms_k rooms)"
 kill -9 "${node_pid[$k]}"
+wait "${node_pid[$k]}" 2>/dev/null || true
 
 at "$DRAIN_AT"
-d=$(hosting $((k + 1)))
+hosting; d=$victim
 rooms_d=$(curl -fs "$(admin "$d")/admin/rooms" | grep -o '"total":[0-9]*' | cut -d: -f2)
 echo "t=${DRAIN_AT}s drain n$d ($rooms_d rooms)"
 curl -fs -X POST "$(admin "$d")/admin/drain" >/dev/null
@@ -93,7 +98,7 @@ while kill -0 "${node_pid[$d]}" 2>/dev/null; do sleep 0.05; done
 echo "  n$d exited $(awk -v n="$(date +%s.%N)" -v s="$drain_start" 'BEGIN { printf "%.2f", n - s }') s after the drain began"
 
 at "$STALL_AT"
-s=$(hosting $((d + 1)))
+hosting; s=$victim
 echo "t=${STALL_AT}s SIGSTOP n$s for ${STALL}s"
 kill -STOP "${node_pid[$s]}"
 sleep "$STALL"

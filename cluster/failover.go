@@ -38,6 +38,7 @@ type takeover struct {
 	claim
 	data  []byte
 	tick  uint64
+	at    time.Time // when the checkpoint arrived
 	votes int
 	need  int
 }
@@ -70,7 +71,7 @@ func (o *ownership) failover() {
 		}
 		t := &takeover{
 			claim: claim{room: id, epoch: rec.epoch + 1, host: o.n.name, prevEpoch: rec.epoch, prevHost: rec.host},
-			data:  rec.data, tick: rec.tick, need: majority(len(rec.group)),
+			data:  rec.data, tick: rec.tick, at: rec.at, need: majority(len(rec.group)),
 		}
 		// This node's own vote, recorded now so that it cannot vote for
 		// another claim at the same epoch meanwhile.
@@ -182,7 +183,7 @@ func (o *ownership) finishTakeover(t *takeover) {
 	o.mu.Unlock()
 	o.stats.Failovers.Add(1)
 	o.n.log.Info("failover: room restored from its checkpoint", "room", t.room, "epoch", t.epoch,
-		"from", t.prevHost, "tick", t.tick, "witnesses", t.group[1:])
+		"from", t.prevHost, "tick", t.tick, "checkpoint_age", time.Since(t.at), "witnesses", t.group[1:])
 	o.noteMove(Event{Kind: RoomFailedOver, Room: t.room, Epoch: t.epoch, From: t.prevHost, To: o.n.name})
 }
 
