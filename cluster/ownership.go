@@ -41,6 +41,10 @@ type ownership struct {
 
 	reqID atomic.Uint64
 	async chan struct{} // slots for short-lived goroutines
+	// wgMu orders starting a goroutine (wg.Add) before close's wg.Wait:
+	// none starts once closed is set.
+	wgMu   sync.Mutex
+	closed bool
 	ctx   context.Context
 	stop  context.CancelFunc
 	wg    sync.WaitGroup
@@ -108,15 +112,32 @@ func newOwnership(n *Node) *ownership {
 }
 
 func (o *ownership) start() {
-	o.wg.Add(2)
-	go o.renewer(o.ctx)
-	go o.keeper(o.ctx)
+	if o.track() {
+		go o.renewer(o.ctx)
+	}
+	if o.track() {
+		go o.keeper(o.ctx)
+	}
 }
 
 // close stops every goroutine of the ownership and waits for them.
 func (o *ownership) close() {
 	o.stop()
+	o.wgMu.Lock()
+	o.closed = true
+	o.wgMu.Unlock()
 	o.wg.Wait()
+}
+
+// track counts a goroutine about to start, unless the ownership closed.
+func (o *ownership) track() bool {
+	o.wgMu.Lock()
+	defer o.wgMu.Unlock()
+	if o.closed {
+		return false
+	}
+	o.wg.Add(1)
+	return true
 }
 
 // goAsync runs f on a goroutine of its own, unless asyncSlots are taken:
@@ -128,7 +149,10 @@ func (o *ownership) goAsync(f func()) bool {
 		o.stats.Dropped.Add(1)
 		return false
 	}
-	o.wg.Add(1)
+	if !o.track() {
+		<-o.async
+		return false
+	}
 	go func() {
 		defer o.wg.Done()
 		defer func() { <-o.async }()

@@ -188,8 +188,9 @@ func (o *ownership) senderLocked(peer string) *sender {
 	if s == nil {
 		s = &sender{o: o, peer: peer, pending: make(map[string]pendingCP), wake: make(chan struct{}, 1)}
 		o.senders[peer] = s
-		o.wg.Add(1)
-		go s.run()
+		if o.track() {
+			go s.run()
+		}
 	}
 	return s
 }
