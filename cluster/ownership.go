@@ -45,9 +45,9 @@ type ownership struct {
 	// none starts once closed is set.
 	wgMu   sync.Mutex
 	closed bool
-	ctx   context.Context
-	stop  context.CancelFunc
-	wg    sync.WaitGroup
+	ctx    context.Context
+	stop   context.CancelFunc
+	wg     sync.WaitGroup
 }
 
 // asyncSlots bounds the goroutines handling replies, restores and
