@@ -137,8 +137,7 @@ type Redirect struct {
 // seed) and resume there": a node that relays for its clients, or one that
 // stopped a room it may no longer run, says so. Epoch is the room's
 // incarnation on its new host. A node that relays the connection (proxy
-// routing) handles RoomMoved itself by switching its upstream: the client
-// then sees only a full snapshot.
+// routing) passes RoomMoved on to its client like any other frame.
 type RoomMoved struct {
 	RoomID string
 	URL    string
